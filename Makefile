@@ -1,0 +1,55 @@
+# Phenomix: `make demo` sets up, builds the demo screen (cached) and serves the dashboard;
+# `make test` sets up (incl. headless Chromium) and runs the whole suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8050
+SCREEN ?= demo
+# Where generated screens and artifact stores live (git-ignored).
+PHENOMIX_HOME ?= $(CURDIR)/var
+export PHENOMIX_HOME
+
+.PHONY: install test-install browser demo precompute test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip==25.3 >/dev/null
+
+$(VENV)/.installed: $(BIN)/python requirements.txt constraints.txt
+	$(BIN)/pip install -r requirements.txt -c constraints.txt
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt requirements-reference.txt
+	$(BIN)/pip install -r requirements-test.txt -c constraints.txt
+	$(BIN)/pip install --no-deps -r requirements-reference.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+test-install: $(VENV)/.test-installed browser
+
+# Browser tests drive Debian's Chromium through chromedriver.
+browser:
+	@if ! command -v chromedriver >/dev/null 2>&1; then \
+	  echo "installing chromium + chromium-driver (Debian packages)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+precompute: install
+	$(BIN)/python -m precompute demo --screen $(SCREEN)
+
+demo: precompute
+	$(BIN)/python app.py --screen $(SCREEN) --host $(HOST) --port $(PORT)
+
+test: test-install
+	OMP_NUM_THREADS=2 $(BIN)/python -m pytest --headless -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: test-install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf var
