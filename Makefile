@@ -14,7 +14,6 @@ export PHENOMIX_HOME
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip==25.3 >/dev/null
 
 $(VENV)/.installed: $(BIN)/python requirements.txt constraints.txt
 	$(BIN)/pip install -r requirements.txt -c constraints.txt

@@ -239,6 +239,7 @@ def write_rxrx_screen(
     channels: Iterable[str],
     n_sites: int,
     name: str,
+    plate_format: int | None = None,
     ground_truth: dict[str, pd.DataFrame] | None = None,
     extra: dict | None = None,
     arrays: dict[str, np.ndarray] | None = None,
@@ -254,7 +255,7 @@ def write_rxrx_screen(
     """
     root = Path(root)
     channels = validate_channels(channels, source=name)
-    wells = validate_wells(wells, source=f"{name} wells")
+    wells = validate_wells(wells, source=f"{name} wells", plate_format=plate_format)
     rx = contract_to_rxrx(wells)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))

@@ -1,0 +1,58 @@
+"""Small layout pieces shared by pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import html
+
+
+def navbar() -> dbc.Navbar:
+    """Top bar built from the page registry, in registration order."""
+    links = [
+        dbc.NavItem(dbc.NavLink(page["name"], href=page["relative_path"], active="exact"))
+        for page in dash.page_registry.values()
+        if not page.get("hidden")
+    ]
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                dbc.NavbarBrand("Phenomix", href="/", className="fw-bold"),
+                dbc.Nav(links, navbar=True, className="me-auto"),
+            ],
+            fluid=True,
+        ),
+        color="dark",
+        dark=True,
+        className="mb-3",
+    )
+
+
+def message(text: str, kind: str = "warning") -> dbc.Alert:
+    """A plain message in place of a view that cannot be shown (never a traceback)."""
+    return dbc.Alert(text, color=kind, className="my-2")
+
+
+def provenance_footer(info: dict[str, Any] | None) -> html.Footer:
+    """What produced every view: screen, embedder and checkpoint, alignment, artifact versions."""
+    if not info:
+        return html.Footer("No artifact store loaded.", className="text-muted small mt-4")
+    primary = info.get("primary") or {}
+    parts = [
+        f"screen: {info.get('screen')}",
+        f"embedder: {primary.get('embedder', '—')}",
+        f"alignment: {primary.get('align', '—')}",
+    ]
+    if info.get("checkpoint"):
+        parts.append(f"checkpoint: {info['checkpoint']}")
+    parts.append(f"run: {info.get('run')} ({info.get('finished') or 'unfinished'})")
+    keys = []
+    for stage, node in (info.get("stages") or {}).items():
+        if isinstance(node, str):
+            keys.append(f"{stage}-{node[:8]}")
+    return html.Footer(
+        [html.Span(" · ".join(parts)), html.Br(), html.Span("artifacts: " + ", ".join(keys), className="font-monospace")],
+        className="text-muted small mt-4 border-top pt-2",
+    )

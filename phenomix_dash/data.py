@@ -1,0 +1,161 @@
+"""The only reader of the artifact store. Read-only, cached per process.
+
+Pages never open files themselves: they ask this module, which knows the store layout
+(``precompute.artifacts``) and the run index written by ``python -m precompute run``. Nothing
+here recomputes an expensive stage; missing artifacts raise `DataUnavailable` with a message a
+user can act on, which pages show instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from precompute.artifacts import ArtifactError, ArtifactStore, Stage
+from precompute.contract import ContractError
+from precompute.screen import Screen, load_screen
+
+_lock = threading.Lock()
+_settings: Any = None
+
+
+class DataUnavailable(RuntimeError):
+    """Something the page needs is not in the store; the message says what to run."""
+
+
+class PhenomixData:
+    """Artifacts of one run of one store."""
+
+    def __init__(self, store_root: Path, run: str = "default") -> None:
+        self.store_root = Path(store_root)
+        self.run_name = run
+        try:
+            self.store = ArtifactStore(self.store_root, create=False)
+            self.run = self.store.get_run(run)
+        except ArtifactError as err:
+            raise DataUnavailable(str(err)) from None
+
+    # -- stages ---------------------------------------------------------------
+    def stage(self, *path: str) -> Stage:
+        """A completed stage by its place in the run index, e.g. stage('align', 'mae', 'tvn')."""
+        node: Any = self.run.get("stages", {})
+        for p in path:
+            if not isinstance(node, dict) or p not in node:
+                raise DataUnavailable(f"the run {self.run_name!r} has no {'/'.join(path)} stage; rerun precompute")
+            node = node[p]
+        name = path[0]
+        try:
+            return self.store.open_stage(name, node)
+        except ArtifactError as err:
+            raise DataUnavailable(str(err)) from None
+
+    def has_stage(self, *path: str) -> bool:
+        node: Any = self.run.get("stages", {})
+        for p in path:
+            if not isinstance(node, dict) or p not in node:
+                return False
+            node = node[p]
+        return True
+
+    # -- screen -----------------------------------------------------------------
+    @cached_property
+    def wells(self) -> pd.DataFrame:
+        """The validated wells table (read-only view: callers must not mutate it)."""
+        return self.stage("ingest").table("wells")
+
+    @cached_property
+    def screen(self) -> Screen:
+        info = self.run.get("screen", {})
+        try:
+            return load_screen(info["path"])
+        except (KeyError, ContractError) as err:
+            raise DataUnavailable(f"screen of run {self.run_name!r} cannot be opened: {err}") from None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(self.run.get("screen", {}).get("channels", ()))
+
+    @property
+    def n_sites(self) -> int:
+        return int(self.run.get("screen", {}).get("sites", 1))
+
+    @property
+    def plate_format(self) -> int:
+        return int(self.run.get("screen", {}).get("plate_format", 384))
+
+    @cached_property
+    def well_index(self) -> dict[str, int]:
+        return {w: i for i, w in enumerate(self.wells["well_id"])}
+
+    @cached_property
+    def plates(self) -> pd.DataFrame:
+        """One row per plate: plate, batch, wells, negative controls."""
+        w = self.wells
+        g = w.groupby("plate", sort=True)
+        return pd.DataFrame(
+            {
+                "plate": list(g.groups),
+                "batch": g["batch"].first().to_numpy(),
+                "n_wells": g.size().to_numpy(),
+                "n_negative_controls": g["perturbation_type"].apply(lambda s: int((s == "negative_control").sum())).to_numpy(),
+            }
+        )
+
+    def plate_wells(self, plate: str) -> pd.DataFrame:
+        w = self.wells
+        sub = w[w["plate"] == plate]
+        if sub.empty:
+            raise DataUnavailable(f"unknown plate {plate!r}")
+        return sub
+
+    def well_row(self, well_id: str) -> pd.Series:
+        i = self.well_index.get(well_id)
+        if i is None:
+            raise DataUnavailable(f"unknown well {well_id!r}")
+        return self.wells.iloc[i]
+
+    def well_images(self, well_id: str) -> np.ndarray:
+        """(sites, channels, H, W) at the screen's bit depth."""
+        self.well_row(well_id)
+        if not self.screen.has_images:
+            raise DataUnavailable("this screen has no images (it was built from embeddings or profiles)")
+        try:
+            return self.screen.load_images(well_id)
+        except ContractError as err:
+            raise DataUnavailable(str(err)) from None
+
+    def provenance(self) -> dict[str, Any]:
+        """What produced the views: screen, embedder and checkpoint, alignment, artifact keys."""
+        return {
+            "store": str(self.store_root),
+            "run": self.run_name,
+            "screen": self.run.get("screen", {}).get("name"),
+            "primary": self.run.get("primary", {}),
+            "checkpoint": self.run.get("checkpoint"),
+            "finished": self.run.get("finished"),
+            "stages": self.run.get("stages", {}),
+        }
+
+
+def configure(settings: Any) -> None:
+    """Called once by create_app; pages read through get_data()."""
+    global _settings
+    with _lock:
+        _settings = settings
+        _cached.cache_clear()
+
+
+@lru_cache(maxsize=4)
+def _cached(store: str, run: str) -> PhenomixData:
+    return PhenomixData(Path(store), run)
+
+
+def get_data() -> PhenomixData:
+    if _settings is None:
+        raise DataUnavailable("the dashboard was not configured with an artifact store")
+    return _cached(str(_settings.store), _settings.run)

@@ -1,0 +1,1 @@
+"""Pure figure builders: (data, options) -> go.Figure, unit-testable without a server."""

@@ -1,0 +1,162 @@
+"""Command line: ``python -m precompute {generate,run,demo,train-mae,info}``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from precompute.artifacts import ArtifactError
+from precompute.contract import ContractError
+
+
+def phenomix_home() -> Path:
+    return Path(os.environ.get("PHENOMIX_HOME", Path.cwd() / "var"))
+
+
+def resolve_screen(name_or_path: str) -> Path:
+    """'demo' -> the built-in screen folder under PHENOMIX_HOME; anything else is a path."""
+    if name_or_path in ("demo", "real", "tiny"):
+        return phenomix_home() / "screens" / name_or_path
+    return Path(name_or_path)
+
+
+def default_store_for(screen: str) -> Path:
+    name = screen if screen in ("demo", "real", "tiny") else Path(screen).resolve().name
+    return phenomix_home() / "store" / name
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--screen", default="demo", help="'demo' or a screen folder")
+    p.add_argument("--store", type=Path, default=None, help="artifact store (default var/store/<screen>)")
+    p.add_argument("--embedder", action="append", choices=["random", "pixelstats", "mae", "features"],
+                   help="embedders to run (repeatable; default random, pixelstats, mae)")
+    p.add_argument("--align", action="append", choices=["centerscale", "tvn", "spherize"],
+                   help="alignment methods (repeatable; default centerscale, tvn)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="MAE checkpoint folder (default: the shipped one)")
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--tvn-fallback", default="error", choices=["error", "pooled"],
+                   help="a batch with too few controls: stop (error) or use pooled controls (logged)")
+    p.add_argument("--force", action="append", default=[], help="redo STAGE and everything after it (or 'all')")
+    p.add_argument("--run-name", default="default")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from precompute.pipeline import RunConfig, run_pipeline
+
+    screen = resolve_screen(a.screen)
+    store = a.store or default_store_for(a.screen)
+    cfg = RunConfig(device=a.device, tvn_fallback=a.tvn_fallback,
+                    checkpoint=str(a.checkpoint) if a.checkpoint else None)
+    if a.embedder:
+        cfg.embedders = tuple(a.embedder)
+        cfg.primary_embedder = a.embedder[-1] if "mae" not in a.embedder else "mae"
+    if a.align:
+        cfg.align_methods = tuple(a.align)
+        cfg.primary_align = "tvn" if "tvn" in a.align else a.align[-1]
+    run = run_pipeline(screen, store, cfg, run_name=a.run_name, force=set(a.force), progress=not a.quiet)
+    print_summary(run, store)
+    return 0
+
+
+def print_summary(run: dict, store: Path) -> None:
+    print(f"\nPhenomix precompute: screen {run['screen']['name']} -> {store}  ({run['seconds']} s)")
+    print(f"{'stage':<10}{'name':<26}{'status':<10}{'seconds':>9}  rows")
+    for r in run["reports"]:
+        rows = ", ".join(f"{k}={v}" for k, v in list(r["rows"].items())[:3])
+        status = "cached" if r["skipped"] else "computed"
+        print(f"{r['stage']:<10}{r['name']:<26}{status:<10}{r['seconds']:>9.1f}  {rows}")
+    ev = run.get("summary")
+    if ev:
+        print(ev)
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    """Build the built-in screen once (cached), then run the pipeline (cached stages skipped)."""
+    screen = resolve_screen(a.screen)
+    if a.screen == "real":
+        from precompute.real_screen import build_real_screen  # issue: real screens
+
+        if not (screen / "screen.json").exists():
+            build_real_screen(screen)
+    elif not (screen / "screen.json").exists():
+        from precompute.synth import SynthConfig, generate_screen
+
+        t0 = time.time()
+        preset = "demo" if a.screen == "demo" else a.screen
+        print(f"Generating the {preset} screen into {screen} (once; later runs reuse it) ...", flush=True)
+        generate_screen(SynthConfig.preset(preset), screen, progress=not a.quiet)
+        print(f"generated in {time.time() - t0:.1f} s", flush=True)
+    else:
+        print(f"Screen {screen} exists: reusing it.", flush=True)
+    return cmd_run(a)
+
+
+def cmd_train_mae(a: argparse.Namespace) -> int:
+    from precompute.train_cli import train_mae_command
+
+    return train_mae_command(a)
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    from precompute.artifacts import ArtifactStore
+
+    store = ArtifactStore(a.store or default_store_for(a.screen), create=False)
+    for name in store.run_names():
+        run = store.get_run(name)
+        print(f"run {name}: screen {run['screen']['name']}, finished {run.get('finished')}")
+        for stage, node in run["stages"].items():
+            print(f"  {stage}: {node}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m precompute", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate a synthetic screen (images or embeddings only)")
+    try:
+        from precompute.synth.cli import add_generate_arguments, run_generate
+
+        add_generate_arguments(g)
+        g.set_defaults(func=run_generate)
+    except ImportError as err:  # pragma: no cover - only while the generator is missing
+        g.set_defaults(func=lambda a: print(f"generator unavailable: {err}") or 2)
+
+    r = sub.add_parser("run", help="run the pipeline on a screen into an artifact store")
+    _run_args(r)
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="build the built-in screen if needed, then run the pipeline")
+    _run_args(d)
+    d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("train-mae", help="train the channel-agnostic MAE on a screen's tiles")
+    from precompute.train_cli import add_train_arguments
+
+    add_train_arguments(t)
+    t.set_defaults(func=cmd_train_mae)
+
+    i = sub.add_parser("info", help="list the runs and stage keys of a store")
+    i.add_argument("--screen", default="demo")
+    i.add_argument("--store", type=Path, default=None)
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ContractError, ArtifactError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The precompute pipeline: stages wired together over the artifact store.
+
+Each stage is a thin runner around pure functions (embed/, align.py, aggregate.py, relate.py,
+reduce.py, evaluate.py). A stage's key hashes its config, the keys of its inputs and its code
+version; a rerun skips every stage whose directory is complete, and ``force`` redoes a stage and
+everything after it. The run index (``runs/{name}.json``) is written last, so the dashboard
+only ever sees a run whose stages all exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from precompute import __version__
+from precompute.artifacts import ArtifactStore, file_sha256
+from precompute.screen import Screen, load_screen
+
+log = logging.getLogger("precompute")
+
+STAGES: tuple[str, ...] = ("ingest", "embed", "align", "aggregate", "relate", "project", "evaluate")
+# Bump a stage's version when its code changes what it writes: old artifacts are then not reused.
+STAGE_VERSIONS: dict[str, str] = {s: "1" for s in STAGES}
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "mae_tiny_demo"
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides what a run computes (hashed into the stage keys)."""
+
+    embedders: tuple[str, ...] = ("random", "pixelstats", "mae")
+    primary_embedder: str = "mae"
+    align_methods: tuple[str, ...] = ("centerscale", "tvn")
+    primary_align: str = "tvn"
+    tile: int = 256
+    checkpoint: str | None = None
+    device: str = "auto"
+    aggregate_method: str = "mean"
+    top_k: int = 50
+    umap_sample: int = 100_000
+    umap_neighbors: int = 15
+    pca_components: int = 50
+    seed: int = 0
+    tvn_fallback: str = "error"
+    stage_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageReport:
+    stage: str
+    name: str
+    key: str
+    skipped: bool
+    seconds: float
+    rows: dict[str, int]
+
+
+class Runner:
+    """Runs stages against one store, recording what was done for the summary."""
+
+    def __init__(self, store: ArtifactStore, force: set[str] | None = None, progress: bool = True) -> None:
+        self.store = store
+        self.force = force or set()
+        self.progress = progress
+        self.reports: list[StageReport] = []
+        self._forced_keys: set[str] = set()
+
+    def run_stage(
+        self,
+        stage: str,
+        name: str,
+        config: dict[str, Any],
+        inputs: dict[str, str],
+        compute: Callable[[Any], None],
+    ) -> str:
+        """Compute one stage unless a complete directory with the same key exists."""
+        key = self.store.stage_key(stage, config, inputs, f"{__version__}/{STAGE_VERSIONS[stage]}")
+        # --force STAGE redoes that stage and everything downstream of it: a downstream stage is
+        # forced when any of its inputs was recomputed in this run.
+        forced = stage in self.force or any(v in self._forced_keys for v in inputs.values())
+        if self.store.is_complete(stage, key) and not forced:
+            m = self.store.open_stage(stage, key).manifest
+            self.reports.append(StageReport(stage, name, key, True, 0.0, m.get("rows", {})))
+            log.info("%-9s %-22s cached (%s)", stage, name, key[:10])
+            return key
+        log.info("%-9s %-22s computing ...", stage, name)
+        t0 = time.time()
+        with self.store.write_stage(stage, key, config=config, inputs=inputs,
+                                    code_version=f"{__version__}/{STAGE_VERSIONS[stage]}") as w:
+            compute(w)
+            rows = dict(w.rows)
+        if forced:
+            self._forced_keys.add(key)
+        self.reports.append(StageReport(stage, name, key, False, time.time() - t0, rows))
+        log.info("%-9s %-22s done in %.1f s", stage, name, time.time() - t0)
+        return key
+
+
+def screen_fingerprint(screen: Screen) -> str:
+    """Identity of a screen's content: its descriptor and wells table (images are named by it)."""
+    h = hashlib.sha256()
+    for rel in ("screen.json", screen.descriptor.get("metadata", "metadata.csv")):
+        h.update(file_sha256(screen.root / rel).encode())
+    for rel in screen.descriptor.get("arrays", {}).values():
+        p = screen.root / rel
+        h.update(f"{rel}:{p.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+def stage_ingest(runner: Runner, screen: Screen) -> str:
+    def compute(w) -> None:
+        wells = screen.wells.copy()
+        for c in wells.columns:  # parquet needs one type per column
+            if wells[c].dtype == object:
+                wells[c] = wells[c].astype("string")
+        w.save_table("wells", wells)
+        w.info["screen"] = screen.name
+
+    return runner.run_stage("ingest", screen.name, {"screen": screen_fingerprint(screen)}, {}, compute)
+
+
+def screen_summary(screen: Screen) -> dict[str, Any]:
+    return {
+        "name": screen.name,
+        "path": str(screen.root.resolve()),
+        "channels": list(screen.channels),
+        "sites": screen.n_sites,
+        "plate_format": screen.plate_format,
+        "image_size": list(screen.image_size) if screen.image_size else None,
+        "bit_depth": screen.bit_depth,
+        "n_wells": len(screen.wells),
+        "has_images": screen.has_images,
+    }
+
+
+def run_pipeline(
+    screen_path: str | Path,
+    store_root: str | Path,
+    config: RunConfig | None = None,
+    *,
+    run_name: str = "default",
+    force: set[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every stage for one screen into one store; returns the run index it wrote."""
+    from precompute import stages  # the stage runners beyond ingest live there
+
+    config = config or RunConfig()
+    screen = load_screen(screen_path)
+    store = ArtifactStore(store_root)
+    with store.lock():
+        store.clean_temporaries()
+        runner = Runner(store, force=_expand_force(force), progress=progress)
+        t0 = time.time()
+        keys: dict[str, Any] = {"ingest": stage_ingest(runner, screen)}
+        keys.update(stages.run_all(runner, screen, config, keys["ingest"]))
+        run = {
+            "name": run_name,
+            "screen": screen_summary(screen),
+            "config": _jsonable(asdict(config)),
+            "primary": keys.pop("_primary", {}),
+            "checkpoint": keys.pop("_checkpoint", None),
+            "stages": keys,
+            "seconds": round(time.time() - t0, 1),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "reports": [asdict(r) for r in runner.reports],
+        }
+        store.set_run(run_name, run)
+    return run
+
+
+def _expand_force(force: set[str] | None) -> set[str]:
+    if not force:
+        return set()
+    unknown = set(force) - set(STAGES) - {"all"}
+    if unknown:
+        raise ValueError(f"--force: unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
+    if "all" in force:
+        return set(STAGES)
+    first = min(STAGES.index(s) for s in force)
+    return set(STAGES[first:])
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))

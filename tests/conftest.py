@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny generated screen and its artifact store, and headless Chromium options."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+# CI clones the repository with ../shared beside it; PHENOMIX_SHARED overrides.
+SHARED = Path(os.environ.get("PHENOMIX_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED_DATA = SHARED / "data"
+
+
+def pytest_setup_options():
+    """Chromium flags for dash_duo: root in a sandboxless container, no network, fixed size."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    for flag in (
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1000",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ):
+        options.add_argument(flag)
+    return options
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        raise RuntimeError(f"{SHARED_DATA}: the shared data folder must sit beside the repository (../shared)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_screen(tmp_path_factory) -> Path:
+    """The generator's 'tiny' preset: a few seconds, images included."""
+    from precompute.synth import SynthConfig, generate_screen
+
+    out = tmp_path_factory.mktemp("screens") / "tiny"
+    generate_screen(SynthConfig.preset("tiny"), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_screen, tmp_path_factory) -> Path:
+    """The full pipeline on the tiny screen, with the shipped MAE checkpoint."""
+    from precompute.pipeline import RunConfig, run_pipeline
+
+    store = tmp_path_factory.mktemp("stores") / "tiny"
+    run_pipeline(tiny_screen, store, RunConfig(umap_neighbors=10), progress=False)
+    return store
