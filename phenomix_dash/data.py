@@ -141,6 +141,88 @@ class PhenomixData:
             "stages": self.run.get("stages", {}),
         }
 
+    # -- map-level artifacts, per embedder (default: the run's primary one) --------
+
+    @property
+    def embedders(self) -> list[str]:
+        return list(self.run.get("stages", {}).get("embed", {}))
+
+    @property
+    def primary_embedder(self) -> str:
+        return self.run.get("primary", {}).get("embedder") or (self.embedders or ["?"])[0]
+
+    @property
+    def primary_align(self) -> str:
+        return self.run.get("primary", {}).get("align", "tvn")
+
+    def well_embeddings(self, space: str = "aligned", embedder: str | None = None) -> np.ndarray:
+        """(n_wells, d) memory-mapped; space 'raw' or 'aligned' (the primary alignment)."""
+        e = embedder or self.primary_embedder
+        if space == "raw":
+            return self.stage("embed", e).array("embeddings")
+        return self.stage("align", e, self.primary_align).array("embeddings")
+
+    def umap(self, space: str = "aligned", embedder: str | None = None) -> np.ndarray:
+        """(n, 2) UMAP coordinates: space 'raw' / 'aligned' (wells) or 'perturbations'."""
+        if space not in ("raw", "aligned", "perturbations"):
+            raise DataUnavailable(f"unknown UMAP space {space!r}")
+        return self.stage("project", embedder or self.primary_embedder).array(f"umap_{space}")
+
+    def perturbations(self, embedder: str | None = None) -> pd.DataFrame:
+        """One row per perturbation entity (pert_id, perturbation_type, perturbation, level, ...)."""
+        return self._table(("aggregate", embedder or self.primary_embedder), "perturbations")
+
+    def unit_embeddings(self, embedder: str | None = None) -> np.ndarray:
+        """(n_perturbations, d) L2-normalised aggregated embeddings, row order = perturbations()."""
+        return self.stage("aggregate", embedder or self.primary_embedder).array("unit_embeddings")
+
+    def neighbours(self, embedder: str | None = None) -> dict[str, np.ndarray]:
+        st = self.stage("relate", embedder or self.primary_embedder)
+        return {k: st.array(f"neighbours_{k}") for k in ("top_idx", "top_sim", "bottom_idx", "bottom_sim")}
+
+    def similarity(self, kind: str, embedder: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(matrix memmap float16, row perturbation indices, column perturbation indices).
+
+        kind: 'gene_compound', 'gene_gene' or 'compound_compound'. Indices refer to perturbations().
+        """
+        st = self.stage("relate", embedder or self.primary_embedder)
+        rows, cols = {"gene_compound": ("gene", "compound"), "gene_gene": ("gene", "gene"),
+                      "compound_compound": ("compound", "compound")}[kind]
+        return st.array(f"sim_{kind}"), st.array(f"{rows}_index"), st.array(f"{cols}_index")
+
+    def null_similarity(self, embedder: str | None = None) -> np.ndarray:
+        """Sorted cosine similarities of random perturbation pairs (the percentile null)."""
+        return self.stage("relate", embedder or self.primary_embedder).array("null_similarity")
+
+    def well_metrics(self, embedder: str | None = None) -> pd.DataFrame:
+        """Per well: distance_to_controls_{raw,aligned}, pc1_{raw,aligned} (row order = wells)."""
+        return self._table(("relate", embedder or self.primary_embedder), "well_metrics")
+
+    def activity(self, embedder: str | None = None) -> pd.DataFrame:
+        """Per perturbation: mAP against negative controls, p and q values, active (q < 0.05)."""
+        return self._table(("relate", embedder or self.primary_embedder), "activity")
+
+    def benchmarks(self) -> dict[str, Any]:
+        return self.stage("evaluate").json("benchmarks")
+
+    def benchmark_table(self, name: str) -> pd.DataFrame:
+        return self._table(("evaluate",), name)
+
+    def ground_truth(self, name: str) -> pd.DataFrame | None:
+        """Annotation/truth tables shipped with the screen: relationships, compound_targets, ..."""
+        try:
+            return self.screen.ground_truth(name)
+        except ContractError as err:
+            raise DataUnavailable(str(err)) from None
+
+    def _table(self, path: tuple[str, ...], name: str) -> pd.DataFrame:
+        """Tables are small next to the arrays: read once per process, then shared read-only."""
+        cache = self.__dict__.setdefault("_tables", {})
+        with _lock:
+            if (path, name) not in cache:
+                cache[(path, name)] = self.stage(*path).table(name)
+        return cache[(path, name)]
+
 
 def configure(settings: Any) -> None:
     """Called once by create_app; pages read through get_data()."""
@@ -159,3 +241,4 @@ def get_data() -> PhenomixData:
     if _settings is None:
         raise DataUnavailable("the dashboard was not configured with an artifact store")
     return _cached(str(_settings.store), _settings.run)
+

@@ -119,13 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="generate a synthetic screen (images or embeddings only)")
-    try:
-        from precompute.synth.cli import add_generate_arguments, run_generate
+    from precompute.synth.cli import add_generate_arguments, run_generate
 
-        add_generate_arguments(g)
-        g.set_defaults(func=run_generate)
-    except ImportError as err:  # pragma: no cover - only while the generator is missing
-        g.set_defaults(func=lambda a: print(f"generator unavailable: {err}") or 2)
+    add_generate_arguments(g)
+    g.set_defaults(func=run_generate)
 
     r = sub.add_parser("run", help="run the pipeline on a screen into an artifact store")
     _run_args(r)

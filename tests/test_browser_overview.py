@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
 
 pytestmark = pytest.mark.browser
 
