@@ -119,10 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="generate a synthetic screen (images or embeddings only)")
-    from precompute.synth.cli import add_generate_arguments, run_generate
-
-    add_generate_arguments(g)
-    g.set_defaults(func=run_generate)
+    try:
+        from precompute.synth.cli import add_generate_arguments, run_generate
+    except ImportError as err:  # keep `run` usable on a machine where the generator cannot load
+        reason = str(err)
+        g.set_defaults(func=lambda _a: print(f"error: the generator cannot be loaded: {reason}", file=sys.stderr) or 2)
+    else:
+        add_generate_arguments(g)
+        g.set_defaults(func=run_generate)
 
     r = sub.add_parser("run", help="run the pipeline on a screen into an artifact store")
     _run_args(r)
