@@ -6,10 +6,18 @@ Layout of a screen folder::
     metadata.csv                        # RxRx3 columns + contract extras, one row per well
     images/{experiment}/Plate{n}/{address}_s{site}_w{channel}.png
     ground_truth/*.csv                  # optional: truth tables and annotation pairs
+    image_index.csv                     # optional: per-image file list (see below)
 
 ``metadata.csv`` carries RxRx3's own columns (``well_id, experiment_name, plate, address, gene,
 treatment, SMILES, concentration, perturbation_type, cell_type``) so that the same reader opens a
 real RxRx3 folder, plus the contract columns RxRx3 lacks (``perturbation, guide``).
+
+Optional image index: when ``screen.json`` names one (``"image_index": "image_index.csv"``), each
+image is a row ``field_id, well_id, site, channel, path`` instead of following the PNG naming
+convention, so wells can point at any single-channel file (16-bit TIFFs from JUMP, say), only some
+wells need images, and rows with an empty ``well_id`` are *example fields* that belong to no well
+of the screen (shown as examples, never embedded). ``path`` is relative to the screen folder or
+absolute; ``channel`` is a channel name.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from precompute.contract import (
 
 DESCRIPTOR = "screen.json"
 METADATA = "metadata.csv"
+IMAGE_INDEX = "image_index.csv"
+IMAGE_INDEX_COLUMNS: tuple[str, ...] = ("field_id", "well_id", "site", "channel", "path")
 FORMAT_NAME = "phenomix-screen"
 FORMAT_VERSION = 1
 
@@ -57,10 +67,40 @@ class Screen:
     image_size: tuple[int, int] | None
     bit_depth: int | None
     descriptor: dict = field(default_factory=dict)
+    image_index: pd.DataFrame | None = None
 
     @property
     def has_images(self) -> bool:
-        return self.image_size is not None
+        """True when every well has images (an image index may list only some wells)."""
+        if self.image_size is None:
+            return False
+        if self.image_index is None:
+            return True
+        return len(self.wells_with_images) == len(self.wells)
+
+    @property
+    def has_any_images(self) -> bool:
+        """True when at least one well has images (example fields do not count)."""
+        return self.image_size is not None and (self.image_index is None or len(self.wells_with_images) > 0)
+
+    @property
+    def wells_with_images(self) -> list[str]:
+        """well_ids that have images, in wells-table order."""
+        if "_with_images" not in self.__dict__:
+            if self.image_size is None:
+                ids: list[str] = []
+            elif self.image_index is None:
+                ids = self.wells["well_id"].tolist()
+            else:
+                listed = set(self.image_index["well_id"].dropna())
+                ids = [w for w in self.wells["well_id"] if w in listed]
+            self.__dict__["_with_images"] = ids
+        return self.__dict__["_with_images"]
+
+    def has_well_images(self, well_id: str) -> bool:
+        if "_with_images_set" not in self.__dict__:
+            self.__dict__["_with_images_set"] = frozenset(self.wells_with_images)
+        return well_id in self.__dict__["_with_images_set"]
 
     def _row(self, well_id: str) -> pd.Series:
         idx = self._index().get(well_id)
@@ -76,13 +116,58 @@ class Screen:
     def image_path(self, well_id: str, site: int, channel: int) -> Path:
         """Path of one site (1-based) and channel (1-based, w1..w6) of a well."""
         r = self._row(well_id)
+        if self.image_index is not None:
+            name = self.channels[channel - 1]
+            rel = self._index_lookup().get((well_id, int(site), name))
+            if rel is None:
+                raise ContractError(
+                    f"{self.root / self.descriptor['image_index']}: no image listed for well {well_id!r}, "
+                    f"site {site}, channel {name!r}"
+                )
+            return self._resolve(rel)
         image_root = self.root / self.descriptor.get("image_root", "images")
         return image_root / str(r["experiment_name"]) / f"Plate{r['plate_number']}" / f"{r['well']}_s{site}_w{channel}.png"
 
+    def _index_lookup(self) -> dict[tuple[str, int, str], str]:
+        if "_index_lookup_cache" not in self.__dict__:
+            idx = self.image_index
+            rows = idx[idx["well_id"].notna()] if idx is not None else idx
+            self.__dict__["_index_lookup_cache"] = {} if rows is None else {
+                (w, int(s), c): p for w, s, c, p in zip(rows["well_id"], rows["site"], rows["channel"], rows["path"])
+            }
+        return self.__dict__["_index_lookup_cache"]
+
+    def _resolve(self, rel: str) -> Path:
+        p = Path(rel)
+        return p if p.is_absolute() else self.root / p
+
+    def example_fields(self) -> pd.DataFrame:
+        """Image-index rows that belong to no well of the screen (example fields), one row per image."""
+        if self.image_index is None:
+            return pd.DataFrame(columns=list(IMAGE_INDEX_COLUMNS))
+        return self.image_index[self.image_index["well_id"].isna()].reset_index(drop=True)
+
+    def load_field(self, field_id: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        """One field of the image index (a well's site or an example field): ``(channels, H, W)``
+        at the files' own bit depth, and the channel names in that order (an example field may
+        carry fewer or other channels than the screen, e.g. Brightfield)."""
+        idx = self.image_index
+        rows = idx[idx["field_id"] == field_id] if idx is not None else None
+        if rows is None or rows.empty:
+            raise ContractError(f"screen {self.name!r}: no image field {field_id!r}")
+        planes = [read_image(self._resolve(p), None, None) for p in rows["path"]]
+        shapes = {a.shape for a in planes}
+        if len(shapes) != 1:
+            raise ContractError(f"screen {self.name!r}: field {field_id!r} mixes image sizes {sorted(shapes)}")
+        return np.stack(planes), tuple(rows["channel"].astype(str))
+
     def load_images(self, well_id: str) -> np.ndarray:
         """All sites and channels of one well, ``(sites, channels, H, W)``, original bit depth."""
-        if not self.has_images:
+        if not self.has_any_images:
             raise ContractError(f"screen {self.name!r} has no images (embeddings-only screen)")
+        if not self.has_well_images(well_id):
+            self._row(well_id)  # unknown ids get the KeyError naming them
+            raise ContractError(f"screen {self.name!r}: well {well_id!r} has no images (the image index lists only some wells)")
         dtype = np.uint16 if self.bit_depth == 16 else np.uint8
         h, w = self.image_size  # type: ignore[misc]
         out = np.empty((self.n_sites, len(self.channels), h, w), dtype=dtype)
@@ -121,20 +206,33 @@ class Screen:
         return df
 
 
-def read_image(path: Path, shape: tuple[int, int], bit_depth: int) -> np.ndarray:
-    """Read one single-channel image and check it is what the descriptor promises."""
+def read_image(path: Path, shape: tuple[int, int] | None, bit_depth: int | None) -> np.ndarray:
+    """Read one single-channel image and check it is what the descriptor promises.
+
+    PNG and other Pillow formats; ``.tif``/``.tiff`` through tifffile (with imagecodecs for LZW),
+    which keeps 16-bit data exact. ``shape``/``bit_depth`` None skip those checks (example fields).
+    """
     if not path.exists():
         raise ContractError(f"{path}: image missing")
     if path.stat().st_size == 0:
         raise ContractError(f"{path}: zero-byte image")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            arr = np.asarray(im)
-    except Exception as err:  # PIL raises many types for corrupt or truncated files
-        raise ContractError(f"{path}: cannot decode image ({err})") from None
+    if path.suffix.lower() in (".tif", ".tiff"):
+        from precompute.readers.jump_images import read_tiff  # checks truncation tifffile lets through
+
+        arr = read_tiff(path)
+    else:
+        try:
+            with Image.open(path) as im:
+                im.load()
+                arr = np.asarray(im)
+        except Exception as err:  # PIL raises many types for corrupt or truncated files
+            raise ContractError(f"{path}: cannot decode image ({err})") from None
     if arr.ndim != 2:
         raise ContractError(f"{path}: expected a single-channel image, got shape {arr.shape}")
+    if shape is None or bit_depth is None:
+        if arr.dtype not in (np.uint8, np.uint16):
+            raise ContractError(f"{path}: image is {arr.dtype}; only 8- and 16-bit images are supported")
+        return arr
     if arr.shape != tuple(shape):
         raise ContractError(f"{path}: image is {arr.shape[0]}x{arr.shape[1]}, screen says {shape[0]}x{shape[1]}")
     want = np.uint16 if bit_depth == 16 else np.uint8
@@ -143,6 +241,31 @@ def read_image(path: Path, shape: tuple[int, int], bit_depth: int) -> np.ndarray
             return arr.astype(np.uint16)  # Pillow opens some 16-bit PNGs as 32-bit ints
         raise ContractError(f"{path}: image is {arr.dtype}, screen says {bit_depth}-bit")
     return arr
+
+
+@dataclass(frozen=True)
+class EncodedImages:
+    """One well's images already encoded as PNG, ``png[site][channel]``: lets renderer processes
+    compress in parallel instead of the writing process encoding every file itself."""
+
+    shape: tuple[int, int, int, int]
+    bit_depth: int
+    png: tuple[tuple[bytes, ...], ...]
+
+
+def encode_pngs(arr: np.ndarray) -> EncodedImages:
+    """(sites, channels, H, W) uint8/uint16 -> EncodedImages (compress level 1: caches, not archives)."""
+    import io
+
+    out = []
+    for s in range(arr.shape[0]):
+        row = []
+        for c in range(arr.shape[1]):
+            buf = io.BytesIO()
+            Image.fromarray(arr[s, c]).save(buf, format="PNG", compress_level=1)
+            row.append(buf.getvalue())
+        out.append(tuple(row))
+    return EncodedImages(tuple(arr.shape), 16 if arr.dtype == np.uint16 else 8, tuple(out))
 
 
 def rxrx_to_contract(meta: pd.DataFrame) -> pd.DataFrame:
@@ -200,6 +323,11 @@ def load_screen(root: str | os.PathLike) -> Screen:
         wells["plate"] = wells["plate_name"].astype(str)
     channels = validate_channels(desc.get("channels", []), source=str(desc_path))
     size = desc.get("image_size")
+    index = None
+    if desc.get("image_index"):
+        from precompute.readers.image_index import read_image_index
+
+        index = read_image_index(root / desc["image_index"], wells, channels, int(desc.get("sites", 1)))
     return Screen(
         root=root,
         name=str(desc.get("name", root.name)),
@@ -210,6 +338,7 @@ def load_screen(root: str | os.PathLike) -> Screen:
         image_size=tuple(size) if size else None,
         bit_depth=desc.get("bit_depth"),
         descriptor=desc,
+        image_index=index,
     )
 
 
@@ -234,7 +363,7 @@ def read_wells_table(path: Path, *, plate_format: int | None = None) -> pd.DataF
 def write_rxrx_screen(
     root: str | os.PathLike,
     wells: pd.DataFrame,
-    images: Iterable[tuple[str, np.ndarray]] | None,
+    images: Iterable[tuple[str, np.ndarray | EncodedImages]] | None,
     *,
     channels: Iterable[str],
     n_sites: int,
@@ -245,6 +374,8 @@ def write_rxrx_screen(
     arrays: dict[str, np.ndarray] | None = None,
     progress: Callable[[Iterator], Iterator] | None = None,
     threads: int = 2,
+    image_files: pd.DataFrame | None = None,
+    link_image_files: bool = False,
 ) -> Path:
     """Write a whole screen atomically: into a temporary sibling folder, renamed when complete.
 
@@ -252,6 +383,11 @@ def write_rxrx_screen(
     embeddings-only screen (no image folder). ``arrays`` are saved as ``{key}.npy`` beside the
     metadata (e.g. ``well_features`` for an embeddings-only screen, row order = wells table) and
     listed in the descriptor under ``arrays``. A crash leaves only the temporary folder behind.
+
+    ``image_files`` (instead of ``images``) lists existing single-channel image files, one row per
+    image: ``field_id, well_id (empty for an example field), site, channel (name), path``; they
+    are copied under ``images/fields/`` (``link_image_files``: referenced by absolute path, not
+    copied) and listed in ``image_index.csv`` (see the module doc).
     """
     root = Path(root)
     channels = validate_channels(channels, source=name)
@@ -262,21 +398,36 @@ def write_rxrx_screen(
     try:
         rx.to_csv(tmp / METADATA, index=False)
         shape, depth = None, None
+        index_rel = None
+        if image_files is not None:
+            if images is not None:
+                raise ContractError(f"{name}: give either images or image_files, not both")
+            from precompute.readers.image_index import stage_image_files
+
+            shape, depth = stage_image_files(tmp, image_files, wells, channels, n_sites, copy=not link_image_files)
+            index_rel = IMAGE_INDEX
         if images is not None:
             by_id = rx.set_index("well_id")
             it = progress(iter(images)) if progress else iter(images)
             with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
                 futures = []
+                made: set[Path] = set()
                 for well_id, arr in it:
-                    if arr.ndim != 4 or arr.shape[:2] != (n_sites, len(channels)):
+                    arr_shape = arr.shape
+                    if len(arr_shape) != 4 or tuple(arr_shape[:2]) != (n_sites, len(channels)):
                         raise ContractError(
-                            f"{name}: images of {well_id} have shape {arr.shape}, expected ({n_sites}, {len(channels)}, H, W)"
+                            f"{name}: images of {well_id} have shape {arr_shape}, expected ({n_sites}, {len(channels)}, H, W)"
                         )
-                    shape = shape or arr.shape[2:]
-                    depth = depth or (16 if arr.dtype == np.uint16 else 8)
+                    shape = shape or tuple(arr_shape[2:])
+                    if isinstance(arr, EncodedImages):
+                        depth = depth or arr.bit_depth
+                    else:
+                        depth = depth or (16 if arr.dtype == np.uint16 else 8)
                     r = by_id.loc[well_id]
                     folder = tmp / "images" / str(r["experiment_name"]) / f"Plate{r['plate']}"
-                    folder.mkdir(parents=True, exist_ok=True)
+                    if folder not in made:
+                        folder.mkdir(parents=True, exist_ok=True)
+                        made.add(folder)
                     futures.append(pool.submit(_write_well_pngs, folder, str(r["address"]), arr))
                     if len(futures) > 64:
                         futures.pop(0).result()
@@ -310,6 +461,7 @@ def write_rxrx_screen(
             "n_wells": len(wells),
             "ground_truth": gt_paths,
             "arrays": array_paths,
+            **({"image_index": index_rel} if index_rel else {}),
             **(extra or {}),
         }
         (tmp / DESCRIPTOR).write_text(json.dumps(desc, indent=2, default=str))
@@ -322,7 +474,12 @@ def write_rxrx_screen(
     return root
 
 
-def _write_well_pngs(folder: Path, address: str, arr: np.ndarray) -> None:
+def _write_well_pngs(folder: Path, address: str, arr: np.ndarray | EncodedImages) -> None:
+    if isinstance(arr, EncodedImages):
+        for s, row in enumerate(arr.png):
+            for c, data in enumerate(row):
+                (folder / f"{address}_s{s + 1}_w{c + 1}.png").write_bytes(data)
+        return
     for s in range(arr.shape[0]):
         for c in range(arr.shape[1]):
             # compress_level 1: these are regenerated caches; speed matters more than bytes.

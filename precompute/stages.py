@@ -45,6 +45,18 @@ def embedder_options(name: str, screen: Screen, config: Any) -> tuple[dict[str, 
     raise ValueError(f"unknown embedder {name!r}")
 
 
+def limit_torch_threads() -> None:
+    """On CPU give torch half the cores: the other half decodes images for it. With all cores,
+    OpenMP threads spin against the loader threads and a small model runs several times slower
+    (measured 8x on this 2-core machine under load)."""
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available() and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+
+
 def _tile_size(embedder: Any, screen: Screen, default: int) -> int:
     size = getattr(getattr(embedder, "config", None), "img_size", None) or default
     h, w = screen.image_size or (size, size)
@@ -99,6 +111,8 @@ def stage_embed(runner: Any, screen: Screen, config: Any, ingest_key: str, name:
     build, key_cfg = embedder_options(name, screen, config)
 
     def compute(w) -> None:
+        if name == "mae":
+            limit_torch_threads()
         embedder = get_embedder(name, **build)
         tile = _tile_size(embedder, screen, config.tile)
         emb = embed_screen(screen, embedder, tile, progress=runner.progress)

@@ -18,6 +18,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     p.add_argument("--model", default="tiny", choices=["tiny", "vit_small", "vit_base"])
     p.add_argument("--img-size", type=int, default=None, help="crop size the model sees (default: 64 tiny, 256 ViT)")
+    p.add_argument("--patch-size", type=int, default=None, help="patch size (default: the model's; 16 keeps CPU training fast)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None, help="default 1e-4 (Lion) / 5e-4 (AdamW)")
@@ -50,10 +51,13 @@ def train_mae_command(a: argparse.Namespace) -> int:
     from precompute.embed.mae import mae_tiny, mae_vit_base_patch16, mae_vit_small_patch16
     from precompute.embed.train import train_mae
 
+    from precompute.stages import limit_torch_threads
+
+    limit_torch_threads()
     factories = {"tiny": (mae_tiny, 64), "vit_small": (mae_vit_small_patch16, 256), "vit_base": (mae_vit_base_patch16, 256)}
     factory, default_size = factories[a.model]
     size = a.img_size or default_size
-    config = factory(img_size=size)
+    config = factory(img_size=size, **({"patch_size": a.patch_size} if a.patch_size else {}))
     screen = load_screen(resolve_screen(a.screen))
     t0 = time.time()
     tiles, data_desc = screen_tiles(screen, size, a.max_wells, a.seed)
