@@ -50,7 +50,6 @@ def train_mae_command(a: argparse.Namespace) -> int:
     from precompute.embed.checkpoint import save_checkpoint
     from precompute.embed.mae import mae_tiny, mae_vit_base_patch16, mae_vit_small_patch16
     from precompute.embed.train import train_mae
-
     from precompute.stages import limit_torch_threads
 
     limit_torch_threads()

@@ -30,9 +30,7 @@ def _check_tiles(tiles: np.ndarray) -> np.ndarray:
     if arr.ndim != 4:
         raise ValueError(f"tiles must be 4-D (n, channels, H, W); got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(
-            f"tiles must be float in [0, 1] (see to_float01); got dtype {arr.dtype}"
-        )
+        raise ValueError(f"tiles must be float in [0, 1] (see to_float01); got dtype {arr.dtype}")
     return arr.astype(np.float32, copy=False)
 
 
@@ -168,8 +166,7 @@ class PixelStatsEmbedder:
     def dim(self) -> int:
         if self.n_channels is None:
             raise AttributeError(
-                "PixelStatsEmbedder.dim depends on the channel count: pass n_channels= "
-                "or call embed_tiles first"
+                "PixelStatsEmbedder.dim depends on the channel count: pass n_channels= or call embed_tiles first"
             )
         return len(FEATURES_PER_CHANNEL) * self.n_channels
 
@@ -188,9 +185,7 @@ class PixelStatsEmbedder:
         if self.n_channels is None:
             self.n_channels = c
         elif c != self.n_channels:
-            raise ValueError(
-                f"PixelStatsEmbedder was set up for {self.n_channels} channels; got tiles with {c}"
-            )
+            raise ValueError(f"PixelStatsEmbedder was set up for {self.n_channels} channels; got tiles with {c}")
         parts = [pixel_stats(arr[i : i + self.chunk]) for i in range(0, n, self.chunk)]
         if not parts:
             return np.zeros((0, self.dim), dtype=np.float32)

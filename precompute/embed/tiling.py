@@ -62,9 +62,7 @@ def tile_sites(images: np.ndarray, tile: int = 256, *, stride: int | None = None
     """
     arr = np.asarray(images)
     if arr.ndim != 4:
-        raise TilingError(
-            f"images must be 4-D (sites, channels, H, W); got shape {arr.shape}"
-        )
+        raise TilingError(f"images must be 4-D (sites, channels, H, W); got shape {arr.shape}")
     if tile < 1:
         raise TilingError(f"tile must be a positive number of pixels; got {tile}")
     stride = tile if stride is None else stride
@@ -73,8 +71,7 @@ def tile_sites(images: np.ndarray, tile: int = 256, *, stride: int | None = None
     s, c, h, w = arr.shape
     if h < tile or w < tile:
         raise TilingError(
-            f"site images of {h}x{w} pixels are smaller than one {tile}x{tile} tile; "
-            "choose a smaller tile"
+            f"site images of {h}x{w} pixels are smaller than one {tile}x{tile} tile; choose a smaller tile"
         )
     ys, xs = tile_grid(h, tile, stride), tile_grid(w, tile, stride)
     if stride == tile:
