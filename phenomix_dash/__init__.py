@@ -27,6 +27,8 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
         assets_folder=str(ASSETS),
         # Bootswatch Flatly is served from assets/ (no CDN: the app must work offline).
         serve_locally=True,
+        # Maps at screen scale are megabytes of JSON: gzip/brotli them (flask-compress).
+        compress=True,
         suppress_callback_exceptions=True,
         title="Phenomix",
     )

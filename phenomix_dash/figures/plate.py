@@ -84,7 +84,7 @@ def plate_layout_figure(
         raise ValueError(f"cannot colour by {color_by!r}: not a column of the wells table")
     size = 17 if plate_format <= 384 else 8
     fig = go.Figure()
-    hl = set(highlight or ())
+    hl = set(highlight) if highlight is not None else set()
     values = wells[color_by]
     numeric = pd.api.types.is_numeric_dtype(values) and color_by not in ("row", "col")
     symbols = [_SYMBOLS.get(t, "circle") for t in wells["perturbation_type"]]

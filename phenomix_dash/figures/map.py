@@ -1,0 +1,378 @@
+"""The map: UMAP scatter of wells or perturbations, coloured by any column, and the batch-correction summary.
+
+Design for size: one Scattergl trace carries every drawn point (coordinates as float32 typed
+arrays, colour as a small integer/float array), so a colour change is a `Patch` of
+``data[0].marker`` and nothing else. Above ``max_points`` the figure draws a server-side density
+(2-D histogram of ALL points) under a seeded random sample of points; `sample_indices` recomputes
+that sample from (n, max_points, seed) alone, so a callback maps a clicked ``pointIndex`` back to
+its row without shipping indices to the browser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from precompute.contract import PLATE_FORMATS, row_letters
+
+from .palette import OKABE_ITO, PERTURBATION_TYPE_COLOURS, PERTURBATION_TYPE_LABELS, SEQUENTIAL
+
+MAX_POINTS = 200_000
+MISSING_COLOUR = "#BBBBBB"
+OTHER_COLOUR = "#DDDDDD"
+
+# Derived colourings offered on top of the table's own columns: value -> label.
+DERIVED_COLOURS: dict[str, str] = {
+    "batch": "batch",
+    "plate": "plate",
+    "row": "plate row",
+    "col": "plate column",
+    "edge_distance": "distance to plate edge (wells)",
+    "perturbation_type": "perturbation type",
+    "control": "control vs treatment",
+}
+_CONTROL_LABELS = {"negative_control": "negative control", "positive_control": "positive control"}
+
+
+@dataclass(frozen=True)
+class ColourSpec:
+    """Per-point colour values plus how to draw them.
+
+    values: (n,) uint8/int16 category codes (categorical) or float32 with NaN (numeric).
+    categories/colours: category names and their hex colours, in code order (categorical only).
+    ticks: optional (tickvals, ticktext) for a numeric colour bar (plate row letters).
+    """
+
+    values: np.ndarray
+    kind: str
+    label: str
+    categories: tuple[str, ...] = ()
+    colours: tuple[str, ...] = ()
+    ticks: tuple[tuple[float, ...], tuple[str, ...]] | None = None
+    n_levels: int = 0  # > 0: too many levels to name; values are level codes modulo the palette (colours repeat)
+
+
+def edge_distance(row: np.ndarray, col: np.ndarray, plate_format: int = 384) -> np.ndarray:
+    """Wells between a well and the nearest plate edge (0 = outer ring), shape as `row`."""
+    n_rows, n_cols = PLATE_FORMATS[plate_format]
+    row = np.asarray(row)
+    col = np.asarray(col)
+    return np.minimum.reduce([row - 1, n_rows - row, col - 1, n_cols - col]).astype(np.float32)
+
+
+def _categorical(values: pd.Series, label: str, max_categories: int, fixed: dict[str, str] | None = None,
+                 cycle: bool = False) -> ColourSpec:
+    """Codes for a categorical column. Beyond ``max_categories`` levels either the rarest become
+    'other' (a few dominant levels matter, e.g. perturbations) or, with ``cycle``, every level keeps
+    its own code and the palette repeats (levels of equal weight, e.g. plates: neighbours in the
+    natural order get different colours, so plate structure stays visible)."""
+    s = values.astype("string").fillna("missing")
+    counts = s.value_counts()
+    if cycle and len(counts) > max_categories:
+        order = sorted(counts.index, key=_natural_key)
+        codes = pd.Categorical(s, categories=order).codes % len(OKABE_ITO)
+        return ColourSpec(codes.astype(np.uint8), "categorical", label, tuple(OKABE_ITO), tuple(OKABE_ITO),
+                          n_levels=len(order))
+    if fixed:
+        order = [k for k in fixed if k in counts.index] + sorted(set(counts.index) - set(fixed))
+    else:
+        order = sorted(counts.index, key=_natural_key)
+    if len(order) > max_categories:
+        keep = set(counts.index[: max_categories - 1])
+        order = [c for c in order if c in keep] + ["other"]
+        s = s.where(s.isin(keep), "other")
+    codes = pd.Categorical(s, categories=order).codes
+    colours = []
+    palette_i = 0
+    for cat in order:
+        if fixed and cat in fixed:
+            colours.append(fixed[cat])
+        elif cat == "missing":
+            colours.append(MISSING_COLOUR)
+        elif cat == "other":
+            colours.append(OTHER_COLOUR)
+        else:
+            colours.append(OKABE_ITO[palette_i % len(OKABE_ITO)])
+            palette_i += 1
+    names = tuple(PERTURBATION_TYPE_LABELS.get(c, c) if fixed is PERTURBATION_TYPE_COLOURS else c for c in order)
+    dtype = np.uint8 if len(order) < 256 else np.int16
+    return ColourSpec(codes.astype(dtype), "categorical", label, names, tuple(colours))
+
+
+def _natural_key(s: str) -> tuple:
+    """'P2' before 'P10': numbers inside names compare as numbers."""
+    import re
+
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(s)))
+
+
+def colour_values(table: pd.DataFrame, color_by: str, *, plate_format: int = 384, max_categories: int = 12) -> ColourSpec:
+    """Colour spec for one column (or derived colouring) of a wells or perturbations table.
+
+    ``color_by`` is a column of ``table`` or one of DERIVED_COLOURS ('edge_distance' needs row/col,
+    'control' needs perturbation_type). Numeric columns get a sequential scale; everything else is
+    categorical. Raises ValueError naming the column when it cannot be coloured.
+    """
+    label = DERIVED_COLOURS.get(color_by, color_by.replace("_", " "))
+    if color_by == "edge_distance":
+        if not {"row", "col"} <= set(table.columns):
+            raise ValueError("cannot colour by distance to plate edge: the table has no row/col columns")
+        return ColourSpec(edge_distance(table["row"].to_numpy(), table["col"].to_numpy(), plate_format), "numeric", label)
+    if color_by == "control":
+        if "perturbation_type" not in table.columns:
+            raise ValueError("cannot colour by control vs treatment: the table has no perturbation_type column")
+        s = table["perturbation_type"].astype("string").map(lambda t: _CONTROL_LABELS.get(t, "treatment"))
+        fixed = {"negative control": PERTURBATION_TYPE_COLOURS["negative_control"],
+                 "positive control": PERTURBATION_TYPE_COLOURS["positive_control"], "treatment": "#0072B2"}
+        return _categorical(s, label, max_categories, fixed)
+    if color_by not in table.columns:
+        raise ValueError(f"cannot colour by {color_by!r}: not a column of this table")
+    values = table[color_by]
+    if color_by in ("batch", "plate"):
+        return _categorical(values, label, max_categories, cycle=True)
+    if color_by in ("row", "col"):
+        v = values.to_numpy(dtype=np.float32)
+        ticks = None
+        if color_by == "row":
+            step = 1 if np.nanmax(v, initial=1) <= 16 else 4
+            tv = tuple(float(r) for r in range(1, int(np.nanmax(v, initial=1)) + 1, step))
+            ticks = (tv, tuple(row_letters(int(r)) for r in tv))
+        return ColourSpec(v, "numeric", label, ticks=ticks)
+    if color_by == "perturbation_type":
+        return _categorical(values, label, max_categories, PERTURBATION_TYPE_COLOURS)
+    if pd.api.types.is_bool_dtype(values):
+        return _categorical(values.map({True: "yes", False: "no"}), label, max_categories)
+    if pd.api.types.is_numeric_dtype(values):
+        return ColourSpec(values.to_numpy(dtype=np.float32, na_value=np.nan), "numeric", label)
+    return _categorical(values, label, max_categories)
+
+
+def colour_marker(spec: ColourSpec, rows: np.ndarray | None = None, *, size: float = 5.0) -> dict[str, Any]:
+    """The ``marker`` dict for the points trace (also what a colour-change Patch writes)."""
+    v = spec.values if rows is None else spec.values[rows]
+    marker: dict[str, Any] = {"size": size, "opacity": 0.8, "line": {"width": 0}}
+    if spec.kind == "categorical":
+        if spec.n_levels:
+            scale = [[i / len(spec.colours) + e, c] for i, c in enumerate(spec.colours) for e in (0, 1 / len(spec.colours))]
+            marker.update(color=v, colorscale=scale, cmin=-0.5, cmax=len(spec.colours) - 0.5, showscale=True,
+                          colorbar={"title": {"text": f"{spec.label}<br>({spec.n_levels:,}; colours repeat)"},
+                                    "tickvals": [], "len": 0.5, "y": 1, "yanchor": "top", "thickness": 14})
+            return marker
+        # Colour bars run bottom-up: the value k-1-code puts the first category at the top.
+        k = max(len(spec.categories), 1)
+        scale = []
+        for i, c in enumerate(reversed(spec.colours or (MISSING_COLOUR,))):
+            scale += [[i / k, c], [(i + 1) / k, c]]
+        marker.update(color=(k - 1 - v.astype(np.int16)).astype(v.dtype), colorscale=scale, cmin=-0.5, cmax=k - 0.5,
+                      showscale=True, colorbar={"title": {"text": spec.label}, "tickvals": list(range(k)),
+                                                "ticktext": list(reversed(spec.categories)),
+                                                "len": min(1.0, 0.08 * k + 0.1), "y": 1, "yanchor": "top",
+                                                "thickness": 14})
+    else:
+        finite = v[np.isfinite(v)]
+        lo, hi = (float(np.percentile(finite, 1)), float(np.percentile(finite, 99))) if finite.size else (0.0, 1.0)
+        if spec.ticks:  # positional colourings use their full range
+            lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+        bar: dict[str, Any] = {"title": {"text": spec.label}, "thickness": 14}
+        if spec.ticks:
+            bar.update(tickvals=list(spec.ticks[0]), ticktext=list(spec.ticks[1]))
+        marker.update(color=np.nan_to_num(v, nan=lo).astype(np.float32), colorscale=SEQUENTIAL, cmin=lo,
+                      cmax=hi if hi > lo else lo + 1, showscale=True, colorbar=bar)
+    return marker
+
+
+_DTYPES = {"uint8": "u1", "int8": "i1", "uint16": "u2", "int16": "i2", "uint32": "u4", "int32": "i4",
+           "float32": "f4", "float64": "f8"}
+
+
+def typed_array(a: np.ndarray) -> dict[str, str]:
+    """A numpy array as plotly.js's base64 typed-array spec. Dash's Patch sends arrays as JSON lists
+    (about 3x larger for a uint8 colour code); figures get this encoding from plotly already."""
+    import base64
+
+    a = np.ascontiguousarray(a)
+    if a.dtype.name not in _DTYPES:
+        raise ValueError(f"no plotly typed array for dtype {a.dtype}")
+    return {"dtype": _DTYPES[a.dtype.name], "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def hover_template(spec: ColourSpec) -> str:
+    if spec.kind == "numeric" and not spec.ticks:
+        return "%{text}<br>" + spec.label + " = %{marker.color:.3g}<extra></extra>"
+    return "%{text}<extra></extra>"
+
+
+@lru_cache(maxsize=16)
+def _sample(n: int, max_points: int, sample_size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(n, size=sample_size, replace=False)).astype(np.int64)
+    idx.setflags(write=False)
+    return idx
+
+
+def sample_indices(n: int, max_points: int = MAX_POINTS, sample_size: int | None = None, seed: int = 0) -> np.ndarray | None:
+    """Rows drawn as points when n > max_points (sorted, read-only), else None (all rows drawn).
+
+    Deterministic in its arguments, so a callback recomputes it to map pointIndex -> row.
+    """
+    if n <= max_points:
+        return None
+    return _sample(n, max_points, min(sample_size or max_points // 4, n), seed)
+
+
+def density_trace(xy: np.ndarray, bins: int = 160) -> go.Heatmap:
+    """2-D histogram of all points as a grey heatmap (log counts), drawn under the sampled points."""
+    finite = np.isfinite(xy).all(axis=1)
+    h, xe, ye = np.histogram2d(xy[finite, 0], xy[finite, 1], bins=bins)
+    z = np.log1p(h.T).astype(np.float32)
+    z[z == 0] = np.nan  # empty bins stay transparent
+    return go.Heatmap(x=((xe[:-1] + xe[1:]) / 2).astype(np.float32), y=((ye[:-1] + ye[1:]) / 2).astype(np.float32),
+                      z=z, colorscale=[[0, "#EEEEEE"], [1, "#444444"]], showscale=False, hoverinfo="skip",
+                      name="density of all points", zsmooth=False)
+
+
+def marker_size(n: int) -> float:
+    return 7.0 if n <= 3_000 else 5.0 if n <= 20_000 else 3.0 if n <= 100_000 else 2.0
+
+
+def embedding_figure(
+    xy: np.ndarray,
+    spec: ColourSpec,
+    *,
+    hover_text: list[str] | np.ndarray | None = None,
+    title: str | None = None,
+    max_points: int = MAX_POINTS,
+    sample_size: int | None = None,
+    seed: int = 0,
+    highlight: int | None = None,
+    unit: str = "wells",
+) -> go.Figure:
+    """UMAP scatter: xy (n, 2); spec from `colour_values` over the same n rows.
+
+    Traces: 0 = points (Scattergl), 1 = highlighted point (the clicked row, empty if none),
+    2 = density of all points (only when n > max_points). ``hover_text`` has one entry per row
+    (n), or per drawn row when a sample is drawn. ``highlight`` is a row index into xy.
+    """
+    xy = np.asarray(xy, dtype=np.float32)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"UMAP coordinates must be (n, 2), got {xy.shape}")
+    if len(spec.values) != len(xy):
+        raise ValueError(f"colour values ({len(spec.values)}) and points ({len(xy)}) differ in length")
+    n = len(xy)
+    rows = sample_indices(n, max_points, sample_size, seed)
+    shown = xy if rows is None else xy[rows]
+    if hover_text is not None:
+        # An object array, not a list: plotly validates lists item by item (about 1 s per 100,000).
+        hover_text = np.asarray(hover_text, dtype=object)
+        if rows is not None and len(hover_text) == n:
+            hover_text = hover_text[rows]
+    fig = go.Figure()
+    fig.add_trace(go.Scattergl(x=shown[:, 0], y=shown[:, 1], mode="markers", name=unit,
+                               marker=colour_marker(spec, rows, size=marker_size(len(shown))), text=hover_text,
+                               hovertemplate=hover_template(spec), showlegend=False))
+    hx, hy = ([float(xy[highlight, 0])], [float(xy[highlight, 1])]) if highlight is not None and 0 <= highlight < n else ([], [])
+    fig.add_trace(go.Scattergl(x=hx, y=hy, mode="markers", name="clicked", hoverinfo="skip", showlegend=False,
+                               marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#000"}}))
+    subtitle = f"{n:,} {unit}"
+    if rows is not None:
+        fig.add_trace(density_trace(xy))
+        subtitle = f"{len(rows):,} of {n:,} {unit} drawn; grey = density of all {unit}"
+    fig.update_layout(
+        title={"text": f"{title}<br><sup>{subtitle}</sup>" if title else subtitle, "x": 0.01, "font": {"size": 15}},
+        xaxis={"title": {"text": "UMAP 1"}, "showticklabels": False, "zeroline": False, "showgrid": False},
+        yaxis={"title": {"text": "UMAP 2"}, "showticklabels": False, "zeroline": False, "showgrid": False},
+        plot_bgcolor="#FFFFFF", margin={"l": 30, "r": 10, "t": 60, "b": 30}, dragmode="lasso",
+        clickmode="event+select", hovermode="closest", uirevision="map", height=520,
+    )
+    return fig
+
+
+_MIXING = {"batch": "batch predicted from embedding", "plate": "plate predicted from embedding",
+           "plate_row": "plate row predicted", "plate_col": "plate column predicted"}
+
+
+def benchmark_summary(
+    batch: pd.DataFrame | None,
+    replicate: pd.DataFrame | None,
+    *,
+    embedder: str,
+    aligned: str,
+    summary: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Raw-vs-aligned numbers for the batch-correction figure.
+
+    batch: benchmark_table('batch') rows (embedder, space, label, accuracy, chance[, silhouette]);
+    replicate: benchmark_table('replicate_map') rows (embedder, space, map[, fraction_q05]);
+    ``aligned`` names the alignment space compared with 'raw'. When the tables are missing,
+    ``summary`` (benchmarks()['summary']: batch_accuracy / batch_chance / replicate_map per
+    embedder and space) is used instead. Returns columns metric, label, group ('mixing' or
+    'biology'), raw, aligned, chance (NaN where no chance level applies).
+    """
+    rows: list[dict[str, Any]] = []
+
+    def pick(df: pd.DataFrame, space: str, col: str) -> float:
+        v = df.loc[df["space"] == space, col]
+        return _num(v.iloc[0]) if len(v) else float("nan")
+
+    if batch is not None and len(batch) and {"embedder", "space", "label", "accuracy"} <= set(batch.columns):
+        b = batch[batch["embedder"] == embedder]
+        for label, g in b.groupby("label", sort=False):
+            rows.append({"metric": f"{label}_accuracy", "label": _MIXING.get(label, f"{label} predicted"), "group": "mixing",
+                         "raw": pick(g, "raw", "accuracy"), "aligned": pick(g, aligned, "accuracy"),
+                         "chance": pick(g, "raw", "chance") if "chance" in g else float("nan")})
+    elif summary and embedder in (summary.get("batch_accuracy") or {}):
+        acc = summary["batch_accuracy"][embedder]
+        rows.append({"metric": "batch_accuracy", "label": _MIXING["batch"], "group": "mixing", "raw": _num(acc.get("raw")),
+                     "aligned": _num(acc.get(aligned)), "chance": _num(summary.get("batch_chance"))})
+    if replicate is not None and len(replicate) and {"embedder", "space", "map"} <= set(replicate.columns):
+        r = replicate[replicate["embedder"] == embedder]
+        rows.append({"metric": "replicate_map", "label": "replicate retrieval mAP", "group": "biology",
+                     "raw": pick(r, "raw", "map"), "aligned": pick(r, aligned, "map"), "chance": float("nan")})
+        if "fraction_q05" in r:
+            rows.append({"metric": "fraction_q05", "label": "retrieved at q < 0.05", "group": "biology",
+                         "raw": pick(r, "raw", "fraction_q05"), "aligned": pick(r, aligned, "fraction_q05"),
+                         "chance": float("nan")})
+    elif summary and embedder in (summary.get("replicate_map") or {}):
+        m = summary["replicate_map"][embedder]
+        rows.append({"metric": "replicate_map", "label": "replicate retrieval mAP", "group": "biology",
+                     "raw": _num(m.get("raw")), "aligned": _num(m.get(aligned)), "chance": float("nan")})
+    return pd.DataFrame(rows, columns=["metric", "label", "group", "raw", "aligned", "chance"])
+
+
+def _num(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def batch_correction_figure(summary: pd.DataFrame, *, title: str | None = "Effect of alignment",
+                            aligned_label: str = "aligned") -> go.Figure:
+    """Two panels of raw (grey) vs aligned (blue) bars with chance marked: batch mixing
+    (classifier accuracy; should fall towards chance) and biology retained (should hold or rise)."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.28,
+                        subplot_titles=("Batch mixing: accuracy (lower = better mixed)", "Biology retained (higher = better)"))
+    for c, group in enumerate(("mixing", "biology"), start=1):
+        sub = summary[summary["group"] == group]
+        for space, colour, name in (("raw", "#999999", "raw"), ("aligned", "#0072B2", aligned_label)):
+            fig.add_trace(go.Bar(y=sub["label"], x=sub[space], orientation="h", name=name, marker_color=colour,
+                                 legendgroup=space, showlegend=c == 1, hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>",
+                                 text=[f"{v:.2f}" for v in sub[space]], textposition="outside"), row=1, col=c)
+        ch = sub[np.isfinite(sub["chance"].to_numpy(dtype=float))]
+        if len(ch):
+            fig.add_trace(go.Scatter(y=ch["label"], x=ch["chance"], mode="markers", name="chance",
+                                     marker={"symbol": "line-ns", "size": 22, "line": {"width": 3, "color": "#D55E00"}},
+                                     legendgroup="chance", showlegend=c == 1,
+                                     hovertemplate="chance: %{x:.3f}<extra></extra>"), row=1, col=c)
+        fig.update_xaxes(range=[0, 1.15], title_text="accuracy" if group == "mixing" else "score", row=1, col=c)
+    fig.update_layout(barmode="group", title=title, height=300, margin={"l": 10, "r": 10, "t": 70, "b": 40},
+                      legend={"orientation": "h", "y": -0.25}, plot_bgcolor="#FFFFFF")
+    if summary.empty:
+        fig.add_annotation(text="no batch benchmarks in this store", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    return fig

@@ -1,0 +1,390 @@
+"""Map selections (lasso/box regions), their summaries and CSV, and the map's per-store cached views.
+
+A selection is kept as its *region* (a polygon in UMAP coordinates of one space), not as a list
+of well ids: a region is a few dozen numbers whatever the screen size, fits in the URL, and the
+server turns it back into rows with one vectorised pass (`points_in_polygon`).
+
+The map's views of the store (colour arrays, hover texts, id -> row lookups, rows in a region)
+are cached per process with `cached_on_store`, keyed on the store path, run and options, so a
+repeated callback costs a dictionary lookup. They only read through PhenomixData's public methods.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from phenomix_dash.data import DataUnavailable
+
+MAX_VERTICES = 64
+SPACES = ("raw", "aligned")
+
+
+class SelectionError(ValueError):
+    """A selection from the URL or the browser that cannot be understood; the message says why."""
+
+
+# -- regions -----------------------------------------------------------------------------------
+
+def region_from_selected_data(selected: dict | None) -> np.ndarray | None:
+    """Plotly selectedData -> polygon (k, 2) float64, or None when nothing is selected.
+
+    Box selections give ``range`` {x: [x0, x1], y: [y0, y1]}; lasso selections ``lassoPoints``
+    {x: [...], y: [...]}. Long lassos are thinned to at most MAX_VERTICES vertices.
+    """
+    if not isinstance(selected, dict):
+        return None
+    try:
+        if isinstance(selected.get("range"), dict):
+            (x0, x1), (y0, y1) = selected["range"]["x"][:2], selected["range"]["y"][:2]
+            poly = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=float)
+        elif isinstance(selected.get("lassoPoints"), dict):
+            lp = selected["lassoPoints"]
+            poly = np.column_stack([np.asarray(lp["x"], float), np.asarray(lp["y"], float)])
+        else:
+            return None
+    except (KeyError, TypeError, ValueError) as err:
+        raise SelectionError(f"selection from the map could not be read: {err}") from None
+    return _check_polygon(_thin(poly))
+
+
+def _thin(poly: np.ndarray) -> np.ndarray:
+    if len(poly) <= MAX_VERTICES:
+        return poly
+    return poly[np.linspace(0, len(poly) - 1, MAX_VERTICES).round().astype(int)]
+
+
+def _check_polygon(poly: np.ndarray) -> np.ndarray:
+    if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3:
+        raise SelectionError(f"a selection needs at least 3 vertices, got {len(poly)}")
+    if not np.isfinite(poly).all():
+        raise SelectionError("a selection vertex is not a finite number")
+    return poly
+
+
+def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """(n,) bool: which points of xy (n, 2) lie inside the polygon (k, 2) (even-odd rule).
+
+    One pass per edge over the points inside the polygon's bounding box: O(n·k), vectorised.
+    """
+    xy = np.asarray(xy, dtype=np.float64)
+    poly = np.asarray(poly, dtype=np.float64)
+    inside = np.zeros(len(xy), dtype=bool)
+    lo, hi = poly.min(axis=0), poly.max(axis=0)
+    cand = np.flatnonzero((xy[:, 0] >= lo[0]) & (xy[:, 0] <= hi[0]) & (xy[:, 1] >= lo[1]) & (xy[:, 1] <= hi[1]))
+    if cand.size == 0:
+        return inside
+    x, y = xy[cand, 0], xy[cand, 1]
+    hit = np.zeros(cand.size, dtype=bool)
+    xj, yj = poly[-1]
+    for xi, yi in poly:
+        crosses = (yi > y) != (yj > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = (xj - xi) * (y - yi) / (yj - yi) + xi
+        hit ^= crosses & (x < x_at)
+        xj, yj = xi, yi
+    inside[cand] = hit
+    return inside
+
+
+def encode_region(space: str, poly: np.ndarray) -> str:
+    """'raw:x,y;x,y;...' (4 significant digits) for the URL's ``sel`` parameter."""
+    return space + ":" + ";".join(f"{x:.4g},{y:.4g}" for x, y in poly)
+
+
+def decode_region(text: str | None) -> tuple[str, np.ndarray] | None:
+    """Inverse of `encode_region`; None for an empty value, SelectionError for junk."""
+    if not text:
+        return None
+    if not isinstance(text, str) or len(text) > 4000 or ":" not in text:
+        raise SelectionError("the selection in the link is not of the form space:x,y;x,y;...")
+    space, _, body = text.partition(":")
+    if space not in SPACES:
+        raise SelectionError(f"the selection in the link names an unknown space {space!r} (raw or aligned)")
+    try:
+        pts = [tuple(float(v) for v in p.split(",")) for p in body.split(";") if p]
+        poly = np.array(pts, dtype=float)
+    except ValueError:
+        raise SelectionError("the selection in the link has a vertex that is not two numbers") from None
+    if poly.ndim != 2 or poly.shape[1:] != (2,) or len(poly) > 4 * MAX_VERTICES:
+        raise SelectionError("the selection in the link has malformed vertices")
+    return space, _check_polygon(poly)
+
+
+# -- what was selected ------------------------------------------------------------------------
+
+def wells_of_perturbations(wells: pd.DataFrame, perts: pd.DataFrame) -> np.ndarray:
+    """Row positions of wells belonging to any of the perturbation entities in ``perts``.
+
+    Pooled entities match on (perturbation_type, perturbation); dose entities also on
+    concentration_um."""
+    key = wells["perturbation_type"].astype(str) + "\x1f" + wells["perturbation"].astype(str)
+    level = perts["level"].astype(str) if "level" in perts.columns else pd.Series("pooled", index=perts.index)
+    pooled = perts[level != "dose"]
+    hit = key.isin(set(pooled["perturbation_type"].astype(str) + "\x1f" + pooled["perturbation"].astype(str))).to_numpy()
+    dose = perts[level == "dose"]
+    if len(dose):
+        dkey = key + "@" + wells["concentration_um"].astype(float).map(repr)
+        wanted = dose["perturbation_type"].astype(str) + "\x1f" + dose["perturbation"].astype(str) + "@" + dose[
+            "concentration_um"].astype(float).map(repr)
+        hit |= dkey.isin(set(wanted)).to_numpy()
+    return np.flatnonzero(hit)
+
+
+def selection_summary(wells: pd.DataFrame, top: int = 15) -> dict[str, pd.DataFrame]:
+    """Counts of selected wells by batch, plate and perturbation (largest first, ``top`` rows each;
+    the rest folded into one 'other' row)."""
+    out = {}
+    for col in ("batch", "plate", "perturbation"):
+        vc = wells[col].astype(str).value_counts()
+        df = vc.head(top).rename_axis(col).reset_index(name="wells")
+        if len(vc) > top:
+            df = pd.concat([df, pd.DataFrame({col: [f"{len(vc) - top} other"], "wells": [int(vc.iloc[top:].sum())]})])
+        out[col] = df.reset_index(drop=True)
+    return out
+
+
+def selection_csv(wells: pd.DataFrame, metrics: pd.DataFrame | None = None) -> str:
+    """CSV text of the selected wells (all wells-table columns, plus well metrics when given)."""
+    df = wells.reset_index(drop=True)
+    if metrics is not None and len(metrics) == len(df):
+        extra = metrics.reset_index(drop=True).drop(columns=[c for c in metrics.columns if c in df.columns])
+        df = pd.concat([df, extra], axis=1)
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def tile_rows(n: int, k: int = 6, seed: int = 0) -> np.ndarray:
+    """Up to k of n selected rows to show as image tiles: a seeded sample, in row order."""
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
+
+
+# -- per-store cache --------------------------------------------------------------------------
+
+class _StoreKey:
+    """Hashes as the store path and run, carrying the data object through lru_cache untouched."""
+
+    __slots__ = ("data", "key")
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.key = (str(data.store_root), data.run_name)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _StoreKey) and other.key == self.key
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        value.setflags(write=False)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            _freeze(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _freeze(v)
+    return value
+
+
+def _thaw_frames(value: Any) -> Any:
+    """DataFrames cannot be made read-only: hand out shallow copies (top level, or directly inside
+    a tuple/dict) so callers cannot rebind or add columns of the cached one. Other values are
+    returned as they are, so a cache hit costs no copying."""
+    def one(v: Any) -> Any:
+        return v.copy(deep=False) if isinstance(v, pd.DataFrame) else v
+
+    if isinstance(value, tuple):
+        return tuple(one(v) for v in value)
+    if isinstance(value, dict) and any(isinstance(v, pd.DataFrame) for v in value.values()):
+        return {k: one(v) for k, v in value.items()}
+    return one(value)
+
+
+def cached_on_store(maxsize: int = 32) -> Callable:
+    """Decorator: ``fn(data, *options)`` cached per process on (store path, run, *options).
+
+    Options must be hashable. Arrays in the result are made read-only. Used for cheap statistics
+    over stored arrays that callbacks repeat (position similarity, plate centroids, profiles).
+    """
+    def deco(fn: Callable) -> Callable:
+        lock = threading.Lock()
+
+        @lru_cache(maxsize=maxsize)
+        def inner(key: _StoreKey, *args: Any) -> Any:
+            return _freeze(fn(key.data, *args))
+
+        @wraps(fn)
+        def wrapper(data: Any, *args: Any) -> Any:
+            with lock:  # one computation per key even when callbacks race
+                return _thaw_frames(inner(_StoreKey(data), *args))
+
+        wrapper.cache_clear = inner.cache_clear  # type: ignore[attr-defined]
+        wrapper.cache_info = inner.cache_info  # type: ignore[attr-defined]
+        return wrapper
+
+    return deco
+
+
+def finite_or_none(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+# -- the map's cached views of the store ------------------------------------------------------
+
+LEVELS = ("wells", "perturbations")
+# What a store lacking an optional artifact raises through PhenomixData.
+_MISSING = (DataUnavailable, OSError, KeyError, ValueError)
+# Columns that make poor colourings (unique per row, or already offered as a derived colouring).
+_NO_COLOUR = {"well_id", "well", "guide", "pert_id", "row", "col", "batch", "plate", "perturbation_type"}
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise SelectionError(f"unknown map level {level!r} (wells or perturbations)")
+
+
+@cached_on_store(maxsize=8)
+def colour_table(d: Any, level: str) -> pd.DataFrame:
+    """The table the map colours by: wells + well metrics, or perturbations + activity (row order kept)."""
+    _check_level(level)
+    if level == "wells":
+        try:
+            m = d.well_metrics().drop(columns=["well_id"])
+        except _MISSING:  # metrics are optional for colouring
+            m = pd.DataFrame(index=range(len(d.wells)))
+        return pd.concat([d.wells.reset_index(drop=True), m.reset_index(drop=True)], axis=1)
+    perts = d.perturbations().reset_index(drop=True)
+    try:
+        act = d.activity()[["pert_id", "mean_average_precision", "q_value", "active"]]
+        perts = perts.merge(act, on="pert_id", how="left")
+    except _MISSING:  # activity is optional for colouring
+        pass
+    return perts
+
+
+@cached_on_store(maxsize=4)
+def colour_options(d: Any, level: str) -> list[dict[str, str]]:
+    """Dropdown options: the derived colourings first, then every other column that varies."""
+    from phenomix_dash.figures.map import DERIVED_COLOURS
+
+    table = colour_table(d, level)
+    derived = list(DERIVED_COLOURS) if level == "wells" else ["perturbation_type", "control"]
+    opts = [{"label": DERIVED_COLOURS[k], "value": k} for k in derived]
+    for c in table.columns:
+        if c in _NO_COLOUR or c in derived or table[c].nunique(dropna=True) < 2:
+            continue
+        opts.append({"label": c.replace("_", " "), "value": c})
+    return opts
+
+
+@cached_on_store(maxsize=32)
+def colour_spec(d: Any, level: str, color: str):
+    from phenomix_dash.figures.map import colour_values
+
+    return colour_values(colour_table(d, level), color, plate_format=d.plate_format)
+
+
+_SHORT_TYPE = {"negative_control": "neg. control", "positive_control": "pos. control", "crispr": "CRISPR",
+               "orf": "ORF", "compound": "compound"}
+
+
+@cached_on_store(maxsize=4)
+def hover_texts(d: Any, level: str) -> np.ndarray:
+    """One short hover text per point (well position, plate, perturbation). Kept terse on purpose:
+    at 100,000 wells every character here is 100 kB of the first page load. An object array (read-only
+    once cached), which plotly accepts without checking every item."""
+    _check_level(level)
+    t = _SHORT_TYPE
+    if level == "wells":
+        w = d.wells
+        return _objects(f"{wl} · plate {p}<br>{pe} ({t.get(ty, ty)})" for wl, p, pe, ty in
+                     zip(w["well"], w["plate"], w["perturbation"], w["perturbation_type"], strict=True))
+    p = d.perturbations()
+    conc = p["concentration_um"] if "concentration_um" in p.columns else pd.Series(np.nan, index=p.index)
+    return _objects(f"{pe}{f' @ {c:g} µM' if pd.notna(c) else ''} ({t.get(ty, ty)})<br>{n} wells" for pe, ty, c, n in
+                 zip(p["perturbation"], p["perturbation_type"], conc, p["n_wells"], strict=True))
+
+
+def _objects(items: Any) -> np.ndarray:
+    return np.array(list(items), dtype=object)
+
+
+@cached_on_store(maxsize=8)
+def point_coordinates(d: Any, level: str, space: str) -> np.ndarray:
+    """(n, 2) float32 UMAP coordinates of the map's points (perturbations have one space)."""
+    _check_level(level)
+    if level == "perturbations":
+        return np.asarray(d.umap("perturbations"), dtype=np.float32)
+    if space not in SPACES:
+        raise SelectionError(f"unknown embedding space {space!r} (raw or aligned)")
+    return np.asarray(d.umap(space), dtype=np.float32)
+
+
+@cached_on_store(maxsize=4)
+def _pert_index(d: Any) -> dict[str, int]:
+    return {p: i for i, p in enumerate(d.perturbations()["pert_id"].astype(str))}
+
+
+def point_index(d: Any, level: str, point_id: str | None) -> int | None:
+    """Row of a well_id / pert_id in its table, None when unknown."""
+    if not isinstance(point_id, str):
+        return None
+    return d.well_index.get(point_id) if level == "wells" else _pert_index(d).get(point_id)
+
+
+@cached_on_store(maxsize=64)
+def region_rows(d: Any, level: str, sel: str) -> np.ndarray:
+    """Rows (of wells or perturbations) inside an encoded selection region, ascending."""
+    decoded = decode_region(sel)
+    if decoded is None:
+        return np.empty(0, dtype=np.int64)
+    space, poly = decoded
+    return np.flatnonzero(points_in_polygon(point_coordinates(d, level, space), poly))
+
+
+def selected_wells(d: Any, level: str, sel: str) -> pd.DataFrame:
+    """Wells in the selection: the selected wells, or all wells of the selected perturbations."""
+    rows = region_rows(d, level, sel)
+    if level == "perturbations":
+        rows = wells_of_perturbations(d.wells, d.perturbations().iloc[rows])
+    return d.wells.iloc[rows]
+
+
+def selection_csv_text(d: Any, level: str, sel: str) -> str:
+    w = selected_wells(d, level, sel)
+    try:
+        metrics = d.well_metrics().iloc[[d.well_index[i] for i in w["well_id"]]]
+    except _MISSING:  # export the wells even without metrics
+        metrics = None
+    return selection_csv(w, metrics)
+
+
+def benchmark_rows(d: Any) -> pd.DataFrame:
+    """Raw-vs-aligned batch mixing and replicate retrieval for the primary embedder."""
+    from phenomix_dash.figures.map import benchmark_summary
+
+    def table(name: str) -> pd.DataFrame | None:
+        try:
+            return d.benchmark_table(name)
+        except _MISSING:  # fall back to the JSON summary
+            return None
+
+    try:
+        summary = d.benchmarks().get("summary")
+    except _MISSING:
+        summary = None
+    return benchmark_summary(table("batch"), table("replicate_map"), embedder=d.primary_embedder,
+                             aligned=d.primary_align, summary=summary)
