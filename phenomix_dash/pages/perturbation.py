@@ -1,0 +1,434 @@
+"""Perturbation: one gene or compound — its activity, its neighbours over the whole map, its wells.
+
+Activity (mAP against controls) and replicate consistency come first: a perturbation that does
+not reproduce has no meaningful neighbours. Neighbours are computed on the server over ALL
+perturbations for each query (phenomix_dash/neighbours.py), genes and compounds separately,
+with each similarity's percentile among random pairs and what is already known about the pair.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import dash
+import dash_bootstrap_components as dbc
+import numpy as np
+import pandas as pd
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+
+from phenomix_dash.components import message
+from phenomix_dash.data import DataUnavailable, PhenomixData, get_data
+from phenomix_dash.figures.images import png_data_uri
+from phenomix_dash.figures.neighbours import neighbour_bars, neighbour_grid
+from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
+from phenomix_dash.figures.plate import plate_layout_figure
+from phenomix_dash.neighbours import (
+    annotations,
+    entity_label,
+    neighbour_frame,
+    neighbour_index,
+    search_options,
+)
+from phenomix_dash.reconstruction import channel_ranges, composite_fixed
+
+dash.register_page(__name__, path="/perturbation", name="Perturbation", title="Phenomix · perturbation", order=5)
+
+PERT_URL = "perturbation-url"
+PERT_SEARCH = "perturbation-search"
+PERT_K = "perturbation-k"
+PERT_SUMMARY = "perturbation-summary"
+PERT_NB_FIG = "perturbation-neighbour-figure"
+PERT_NB_TABLES = "perturbation-neighbour-tables"
+PERT_GRID = "perturbation-grid"  # pattern-matching: {"type": PERT_GRID, "index": list name}
+PERT_EXPORT = "perturbation-export"  # pattern-matching CSV buttons
+PERT_PLATE = "perturbation-plate"
+PERT_PLATE_FIG = "perturbation-plate-figure"
+PERT_TILES = "perturbation-tiles"
+
+SEARCH_TYPES = ("crispr", "orf", "compound", "positive_control", "negative_control")
+K_CHOICES = (5, 10, 20, 50)
+MAX_TILES = 4
+THUMB = 160  # thumbnail pixels at most (shown at 140 px)
+GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg", "filename": "perturbation"}}
+
+
+# -- pure helpers --------------------------------------------------------------------------
+
+def wells_of(wells: pd.DataFrame, entity: dict) -> pd.DataFrame:
+    """The wells of one entity: all its wells when pooled, one concentration for a dose entity."""
+    m = (wells["perturbation_type"] == entity["perturbation_type"]) & (wells["perturbation"] == entity["perturbation"])
+    if entity.get("level") == "dose":
+        m &= np.isclose(wells["concentration_um"].astype(float), float(entity["concentration_um"]))
+    return wells[m.to_numpy(dtype=bool)]
+
+
+def matched_controls(plate_wells: pd.DataFrame, perturbation_type: str, n: int = MAX_TILES) -> pd.DataFrame:
+    """Up to n negative-control wells of one plate, spread over the plate. Compounds are compared
+    with vehicle (DMSO) controls and genetic perturbations with the others, where a plate has both."""
+    ctrl = plate_wells[plate_wells["perturbation_type"] == "negative_control"]
+    if ctrl.empty:
+        return ctrl
+    is_vehicle = ctrl["perturbation"].astype(str).str.upper().str.contains("DMSO").to_numpy()
+    want = is_vehicle if perturbation_type == "compound" else ~is_vehicle
+    pool = ctrl[want] if want.any() else ctrl
+    pick = np.unique(np.linspace(0, len(pool) - 1, num=min(n, len(pool))).round().astype(int))
+    return pool.iloc[pick]
+
+
+def activity_summary(entity: dict, activity: pd.DataFrame | None) -> dict:
+    """mAP, p, q, active and the mAP rank for an entity (dose entities use their compound's)."""
+    out = {k: entity.get(k) for k in ("n_wells", "n_plates", "n_batches", "n_guides", "replicate_cosine")}
+    if activity is None or activity.empty:
+        return out | {"activity": None}
+    pooled = str(entity["pert_id"]).split("@", 1)[0]
+    hit = activity[activity["pert_id"].astype(str) == pooled]
+    if hit.empty:
+        return out | {"activity": None}
+    r = hit.iloc[0]
+    maps = activity["mean_average_precision"].to_numpy(dtype=float)
+    rank = int((maps > float(r["mean_average_precision"])).sum()) + 1
+    return out | {"activity": {"map": float(r["mean_average_precision"]), "p": float(r["p_value"]),
+                               "q": float(r["q_value"]), "active": bool(r["active"]), "rank": rank,
+                               "of": int(len(activity)), "pooled": pooled != entity["pert_id"]}}
+
+
+def _fmt(v, spec: str = ".3f") -> str:
+    try:
+        return "—" if v is None or not np.isfinite(float(v)) else format(float(v), spec)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _n(v, noun: str) -> str:
+    """'1 well', '3 wells', '2 batches'."""
+    try:
+        k = int(v)
+    except (TypeError, ValueError):
+        return f"? {noun}s"
+    plural = noun + ("es" if noun.endswith(("s", "ch")) else "s")
+    return f"{k} {noun if k == 1 else plural}"
+
+
+def summary_cards(entity: dict, s: dict) -> dbc.Row:
+    """Activity and replicate consistency, the first thing to read about a perturbation."""
+    a = s.get("activity")
+    if a is None:
+        act = [html.H6("Phenotypic activity"), html.Div("not computed for this perturbation", className="text-muted")]
+    else:
+        verdict = dbc.Badge("active" if a["active"] else "not distinguishable from controls",
+                            color="success" if a["active"] else "secondary", className="ms-1")
+        act = [html.H6(["Phenotypic activity", verdict]),
+               html.Div([html.B(f"mAP {a['map']:.3f}"), f" (rank {a['rank']} of {a['of']})"]),
+               html.Div(f"p = {_fmt(a['p'], '.3g')}, q = {_fmt(a['q'], '.3g')} (active means q < 0.05)", className="small"),
+               html.Div("mAP of its pooled compound (all doses)" if a["pooled"] else "", className="small text-muted")]
+    n_wells = int(s.get("n_wells") or 0)
+    rc = s.get("replicate_cosine")
+    rep_line = (f"mean cosine between its wells {_fmt(rc)}" if n_wells >= 2
+                else "a single well: replicate consistency needs at least two")
+    guides = s.get("n_guides")
+    rep = [html.H6("Replicate consistency"),
+           html.Div([html.B(rep_line)]),
+           html.Div(f"{_n(n_wells, 'well')} on {_n(s.get('n_plates'), 'plate')} in {_n(s.get('n_batches'), 'batch')}"
+                    + (f", {_n(guides, 'guide')}" if entity["perturbation_type"] == "crispr" and guides else ""),
+                    className="small")]
+    label = PERTURBATION_TYPE_LABELS.get(entity["perturbation_type"], entity["perturbation_type"])
+    head = [html.H4(entity_label(entity), className="mb-0"), html.Div(label, className="text-muted small")]
+    return dbc.Row([
+        dbc.Col(head, md=3),
+        dbc.Col(dbc.Card(dbc.CardBody(act), className="h-100"), md=5),
+        dbc.Col(dbc.Card(dbc.CardBody(rep), className="h-100"), md=4),
+    ], className="g-2 mb-3")
+
+
+def neighbour_lists(d: PhenomixData, pert_id: str, k: int) -> dict[str, pd.DataFrame]:
+    """Four tables: most similar / anti-similar genes and compounds of one perturbation."""
+    index = neighbour_index(d)
+    if pert_id not in index.row_of:
+        raise DataUnavailable(f"unknown perturbation {pert_id!r}")
+    row = index.row_of[pert_id]
+    try:
+        null = d.null_similarity()
+    except DataUnavailable:
+        null = None
+    ann = annotations(d)
+    res = index.query(pert_id, k)
+    out = {}
+    for group, nb in res.items():
+        out[f"{group}s_similar"] = neighbour_frame(index.table, nb.top_idx, nb.top_sim, row, null, ann)
+        out[f"{group}s_opposite"] = neighbour_frame(index.table, nb.bottom_idx, nb.bottom_sim, row, null, ann)
+    return out
+
+
+def tile(src: str, caption: str, href: str | None) -> html.Figure:
+    img = html.Img(src=src, className="img-fluid", alt=caption,
+                   style={"width": "140px", "background": "#000", "borderRadius": "3px"})
+    return html.Figure([dcc.Link(img, href=href) if href else img, html.Figcaption(caption, className="small text-muted")],
+                       className="m-0", style={"width": "140px"})
+
+
+def well_tiles(d: PhenomixData, wells: pd.DataFrame, ranges: tuple[np.ndarray, np.ndarray] | None = None,
+               site: int = 0, images: list[np.ndarray] | None = None) -> list:
+    """Composite thumbnails (one site of each well), each linking to the Images page.
+
+    ``ranges`` (per-channel lo, hi) put every tile on one intensity scale, so a well that lost
+    its cells looks dimmer than its controls instead of being stretched to the same brightness.
+    """
+    out = []
+    images = images if images is not None else site_stack(d, wells, site)
+    for w, img in zip(wells.itertuples(), images, strict=True):
+        step = -(-img.shape[-1] // THUMB)  # thumbnails: no need to ship full-size sites
+        lo, hi = ranges if ranges is not None else channel_ranges(img)
+        src = png_data_uri(composite_fixed(img[:, ::step, ::step], lo, hi))
+        out.append(tile(src, f"{w.well} · {w.perturbation}", "/images?" + urlencode({"well": w.well_id, "site": site + 1})))
+    return out
+
+
+def site_stack(d: PhenomixData, wells: pd.DataFrame, site: int = 0) -> list[np.ndarray]:
+    """One site (C, H, W) of each well (the last site when a well has fewer)."""
+    out = []
+    for w in wells["well_id"]:
+        img = d.well_images(w)
+        out.append(img[min(site, img.shape[0] - 1)])
+    return out
+
+
+# -- layout --------------------------------------------------------------------------------
+
+def layout(pert: str | None = None, k: str | None = None, plate: str | None = None, **_: object) -> html.Div:
+    try:
+        table = get_data().perturbations()
+    except DataUnavailable as err:
+        return message(f"No perturbations to show: {err}")
+    known = set(table["pert_id"].astype(str))
+    unknown = pert if pert is not None and pert not in known else None
+    if unknown is not None:
+        pert = None
+    try:
+        k_val = int(k) if k is not None and int(k) in K_CHOICES else 10
+    except ValueError:
+        k_val = 10
+    return html.Div([
+        dcc.Location(id=PERT_URL, refresh=False),
+        html.H3("Perturbation"),
+        message(f"{str(unknown)[:80]!r} is not a perturbation of this screen; search for another.") if unknown else None,
+        dbc.Row([
+            dbc.Col([dbc.Label("Gene or compound"),
+                     dcc.Dropdown(id=PERT_SEARCH, options=search_options(table, None, SEARCH_TYPES, [pert] if pert else None, doses=True),
+                                  value=pert, placeholder="type to search, e.g. a gene symbol or compound id…",
+                                  searchable=True, clearable=True)], md=6),
+            dbc.Col([dbc.Label("Neighbours per list"),
+                     dcc.Dropdown(id=PERT_K, options=[{"label": str(v), "value": v} for v in K_CHOICES], value=k_val,
+                                  clearable=False)], md=2),
+        ], className="mb-3"),
+        dcc.Loading(html.Div(id=PERT_SUMMARY)),
+        html.H5("Nearest neighbours over the whole map"),
+        html.Div("Computed now over every perturbation. ★ = a known relationship (annotation, compound target, "
+                 "same complex). Percentile: where the cosine falls among random pairs. Click a bar or a name to open it.",
+                 className="small text-muted"),
+        dcc.Loading([dcc.Graph(id=PERT_NB_FIG, config=GRAPH_CONFIG), html.Div(id=PERT_NB_TABLES)]),
+        html.H5("Its wells", className="mt-3"),
+        dbc.Row([
+            dbc.Col([dbc.Label("Plate (plates holding this perturbation)"),
+                     dcc.Dropdown(id=PERT_PLATE, value=plate, clearable=False),
+                     dcc.Loading(dcc.Graph(id=PERT_PLATE_FIG, config=GRAPH_CONFIG, style={"height": "420px"}))], lg=6),
+            dbc.Col(dcc.Loading(html.Div(id=PERT_TILES)), lg=6),
+        ]),
+    ])
+
+
+# -- callbacks -----------------------------------------------------------------------------
+
+@callback(
+    Output(PERT_SEARCH, "options"),
+    Input(PERT_SEARCH, "search_value"),
+    Input(PERT_SEARCH, "value"),
+)
+def filter_options(text: str | None, value: str | None):
+    """Server-side type-ahead: only matching options cross the wire (10^5 perturbations)."""
+    try:
+        table = get_data().perturbations()
+    except DataUnavailable:
+        return []
+    keep = [value] if isinstance(value, str) else None
+    return search_options(table, text if isinstance(text, str) else None, SEARCH_TYPES, keep, doses=True)
+
+
+def neighbour_tabs(lists: dict[str, pd.DataFrame]) -> dbc.Tabs:
+    titles = {"genes_similar": "genes: most similar", "genes_opposite": "genes: most opposite",
+              "compounds_similar": "compounds: most similar", "compounds_opposite": "compounds: most opposite"}
+    tabs = []
+    for key, title in titles.items():
+        frame = lists.get(key)
+        if frame is None or frame.empty:
+            continue
+        tabs.append(dbc.Tab([
+            dbc.Button("Export CSV", id={"type": PERT_EXPORT, "index": key}, size="sm", color="secondary",
+                       outline=True, className="my-2"),
+            neighbour_grid({"type": PERT_GRID, "index": key}, frame, file_name=f"{key}.csv"),
+        ], label=title, tab_id=key))
+    return dbc.Tabs(tabs, active_tab=tabs[0].tab_id if tabs else None) if tabs else message("No neighbours to list.")
+
+
+@callback(
+    Output(PERT_SUMMARY, "children"),
+    Output(PERT_NB_FIG, "figure"),
+    Output(PERT_NB_TABLES, "children"),
+    Output(PERT_PLATE, "options"),
+    Output(PERT_PLATE, "value"),
+    Input(PERT_SEARCH, "value"),
+    Input(PERT_K, "value"),
+    State(PERT_PLATE, "value"),
+)
+def show_perturbation(pert: str | None, k: int | None, plate: str | None):
+    blank = {"layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}, "height": 80}}
+    if not isinstance(pert, str) or not pert:
+        return message("Search for a gene or compound above.", "light"), blank, None, [], None
+    k = k if k in K_CHOICES else 10
+    try:
+        d = get_data()
+        index = neighbour_index(d)
+        if pert not in index.row_of:
+            return message(f"{pert[:80]!r} is not a perturbation of this screen."), blank, None, [], None
+        entity = index.table.iloc[index.row_of[pert]].to_dict()
+        try:
+            act = d.activity()
+        except DataUnavailable:
+            act = None
+        summary = summary_cards(entity, activity_summary(entity, act))
+        lists = neighbour_lists(d, pert, k)
+        panels = {g: (lists[f"{g}s_similar"].head(10), lists[f"{g}s_opposite"].head(10))
+                  for g in ("gene", "compound") if not lists[f"{g}s_similar"].empty}
+        fig = neighbour_bars({f"{g}s": v for g, v in panels.items()}) if panels else blank
+        wells = wells_of(d.wells, entity)
+    except DataUnavailable as err:
+        return message(str(err)), blank, None, [], None
+    counts = wells.groupby("plate").size()
+    options = [{"label": f"{p} ({n} wells)", "value": p} for p, n in counts.items()]
+    plate = plate if plate in counts.index else (counts.index[0] if len(counts) else None)
+    return summary, fig, neighbour_tabs(lists), options, plate
+
+
+def _entity_on_plate(plate: str | None, pert: str | None) -> tuple[PhenomixData, dict, pd.DataFrame, pd.DataFrame] | None:
+    """(data, entity, plate wells, its wells there), or None when the inputs do not fit together
+    (the plate chooser lags one step behind a newly chosen perturbation)."""
+    if not isinstance(pert, str) or not isinstance(plate, str):
+        return None
+    d = get_data()
+    index = neighbour_index(d)
+    if pert not in index.row_of:
+        return None
+    entity = index.table.iloc[index.row_of[pert]].to_dict()
+    pw = d.plate_wells(plate)
+    mine = wells_of(pw, entity)
+    return None if mine.empty else (d, entity, pw, mine)
+
+
+@callback(
+    Output(PERT_PLATE_FIG, "figure"),
+    Input(PERT_PLATE, "value"),
+    Input(PERT_SEARCH, "value"),
+)
+def show_plate(plate: str | None, pert: str | None):
+    blank = {"layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}}}
+    try:
+        found = _entity_on_plate(plate, pert)
+        if found is None:
+            return blank
+        d, entity, pw, mine = found
+        return plate_layout_figure(pw, plate_format=d.plate_format, highlight=mine["well_id"].tolist(),
+                                   title=f"Plate {plate}: wells of {entity_label(entity)} outlined")
+    except (DataUnavailable, ValueError) as err:
+        return {"layout": {"title": {"text": str(err)}, "xaxis": {"visible": False}, "yaxis": {"visible": False}}}
+
+
+@callback(
+    Output(PERT_TILES, "children"),
+    Input(PERT_PLATE, "value"),
+    Input(PERT_SEARCH, "value"),
+)
+def show_tiles(plate: str | None, pert: str | None):
+    """Separate from the plate map so the two load side by side (each is ~half the work)."""
+    try:
+        found = _entity_on_plate(plate, pert)
+        if found is None:
+            return None
+        d, entity, pw, mine = found
+        return perturbation_tiles(d, entity, pw, mine, plate)
+    except (DataUnavailable, ValueError) as err:
+        return message(str(err), "light")
+
+
+def perturbation_tiles(d: PhenomixData, entity: dict, plate_wells: pd.DataFrame, mine: pd.DataFrame, plate: str) -> html.Div:
+    """The perturbation's wells beside negative controls of the same plate, on one intensity scale
+    (taken from the controls, else from the wells shown)."""
+    ctrl = matched_controls(plate_wells, entity["perturbation_type"])
+    mine = mine.head(MAX_TILES)
+    mine_img, ctrl_img = site_stack(d, mine), site_stack(d, ctrl)
+    ranges = channel_ranges(np.stack(ctrl_img if ctrl_img else mine_img))
+    return html.Div([
+        html.H6(f"{entity_label(entity)} on {plate}"),
+        html.Div(well_tiles(d, mine, ranges, images=mine_img), className="d-flex flex-wrap gap-2 pert-tiles"),
+        html.H6("Negative controls on the same plate", className="mt-2"),
+        html.Div(well_tiles(d, ctrl, ranges, images=ctrl_img) if not ctrl.empty
+                 else message("This plate has no negative controls."), className="d-flex flex-wrap gap-2 control-tiles"),
+        html.Div("Site 1 of each well, all on the controls' intensity scale; click a tile to open the well in Images.",
+                 className="small text-muted"),
+    ])
+
+
+
+@callback(
+    Output(PERT_SEARCH, "value"),
+    Input(PERT_NB_FIG, "clickData"),
+    Input({"type": PERT_GRID, "index": ALL}, "cellClicked"),
+    prevent_initial_call=True,
+)
+def open_neighbour(click: dict | None, cells: list):
+    """Clicking a neighbour (bar or name in a table) makes it the perturbation shown."""
+    cell = ctx.triggered[0].get("value") if ctx.triggered else None
+    target = neighbour_target(ctx.triggered_id, click, cell)
+    return target if target is not None else no_update
+
+
+def neighbour_target(trigger: str | dict | None, click: dict | None, cell: dict | None) -> str | None:
+    """The pert_id a click on the neighbour bars (customdata) or a grid's name cell (rowId) opens."""
+    if trigger == PERT_NB_FIG:
+        try:
+            pid = click["points"][0]["customdata"]
+        except (TypeError, KeyError, IndexError):
+            return None
+        return pid if isinstance(pid, str) else None
+    if isinstance(trigger, dict) and trigger.get("type") == PERT_GRID and isinstance(cell, dict):
+        if cell.get("colId") == "entity" and isinstance(cell.get("rowId"), str):
+            return cell["rowId"]
+    return None
+
+
+@callback(
+    Output({"type": PERT_GRID, "index": dash.MATCH}, "exportDataAsCsv"),
+    Input({"type": PERT_EXPORT, "index": dash.MATCH}, "n_clicks"),
+    prevent_initial_call=True,
+)
+def export_csv(n: int | None):
+    return bool(n)
+
+
+@callback(
+    Output(PERT_URL, "search"),
+    Input(PERT_SEARCH, "value"),
+    Input(PERT_K, "value"),
+    Input(PERT_PLATE, "value"),
+    State(PERT_URL, "search"),
+    prevent_initial_call=True,
+)
+def sync_url(pert: str | None, k: int | None, plate: str | None, current: str | None):
+    """Keep the perturbation (and list length, plate) in the URL so a link reproduces the view."""
+    if not isinstance(pert, str) or not pert:
+        return no_update
+    params = {"pert": pert}
+    if k in K_CHOICES and k != 10:
+        params["k"] = k
+    if isinstance(plate, str) and plate:
+        params["plate"] = plate
+    new = "?" + urlencode(params)
+    return new if new != current else no_update
