@@ -24,7 +24,7 @@ def navbar() -> dbc.Navbar:
             ],
             fluid=True,
         ),
-        color="dark",
+        color="primary",
         dark=True,
         className="mb-3",
     )
