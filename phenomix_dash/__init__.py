@@ -8,7 +8,8 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from . import data, ids
+from . import data, ids, security
+from .auth import install_auth
 from .components import navbar, provenance_footer
 from .settings import Settings
 
@@ -16,8 +17,12 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 PAGES = Path(__file__).resolve().parent / "pages"
 
 
-def create_app(settings: Settings | None = None) -> dash.Dash:
-    """Build the app for one artifact store; pages read it through `data.get_data()`."""
+def create_app(settings: Settings | None = None, environ: dict[str, str] | None = None) -> dash.Dash:
+    """Build the app for one artifact store; pages read it through `data.get_data()`.
+
+    Authentication comes from PHENOMIX_AUTH_FILE / PHENOMIX_TRUST_HEADER in ``environ`` (default
+    os.environ); the mode installed is ``app.phenomix_auth`` (None: no authentication).
+    """
     settings = settings or Settings.from_env()
     data.configure(settings)
     app = dash.Dash(
@@ -31,6 +36,9 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
         compress=True,
         suppress_callback_exceptions=True,
         title="Phenomix",
+        # A callback that raises is logged server-side and answered with "no update", never
+        # with a traceback; pages still validate their inputs and show plain messages.
+        on_error=security.callback_error_handler,
     )
     try:
         prov = data.get_data().provenance()
@@ -44,4 +52,10 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
             dbc.Container(html.Div(provenance_footer(prov), id=ids.PROVENANCE), fluid=True),
         ]
     )
+    security.harden(app)  # before auth: it rejects malformed callback requests dash-auth would choke on
+    app.phenomix_auth = install_auth(app, environ)
+    # Dash moves the pages' callbacks into app.callback_map on the first request and marks that
+    # done before it finishes: two concurrent first requests to a fresh gunicorn worker then see a
+    # half-filled map ("unknown callback"). One request here, in one thread, does it up front.
+    app.server.test_client().get("/_dash-dependencies")
     return app

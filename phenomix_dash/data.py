@@ -22,6 +22,11 @@ from precompute.screen import Screen, load_screen
 
 _lock = threading.Lock()
 _settings: Any = None
+# Stages whose files were checked against their manifest checksums in this process: a corrupted
+# artifact is named the first time a page asks for it instead of being served (hashing once per
+# stage and process keeps later requests free of that cost).
+_verified: set[tuple[str, str, str]] = set()
+_verify_lock = threading.Lock()
 
 
 class DataUnavailable(RuntimeError):
@@ -50,9 +55,16 @@ class PhenomixData:
             node = node[p]
         name = path[0]
         try:
-            return self.store.open_stage(name, node)
+            st = self.store.open_stage(name, node)
+            ident = (str(self.store_root), name, str(node))
+            if ident not in _verified:
+                with _verify_lock:  # one thread hashes, the others wait for its verdict
+                    if ident not in _verified:
+                        st.verify()
+                        _verified.add(ident)
+            return st
         except ArtifactError as err:
-            raise DataUnavailable(str(err)) from None
+            raise DataUnavailable(f"{err} (rerun `python -m precompute run --force {name}` to rebuild it)") from None
 
     def has_stage(self, *path: str) -> bool:
         node: Any = self.run.get("stages", {})
@@ -122,8 +134,8 @@ class PhenomixData:
     def well_images(self, well_id: str) -> np.ndarray:
         """(sites, channels, H, W) at the screen's bit depth."""
         self.well_row(well_id)
-        if not self.screen.has_images:
-            raise DataUnavailable("this screen has no images (it was built from embeddings or profiles)")
+        if not self.screen.has_well_images(well_id):
+            raise DataUnavailable(f"well {well_id} has no images (this screen was built from embeddings or profiles)")
         try:
             return self.screen.load_images(well_id)
         except ContractError as err:

@@ -43,6 +43,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="append", default=[], help="redo STAGE and everything after it (or 'all')")
     p.add_argument("--run-name", default="default")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--verify-images", default="header", choices=["header", "full"],
+                   help="before any stage runs, check every image: 'header' (size and bit depth from each "
+                        "file's header, and PNG truncation; fast) or 'full' (decode every image; slow)")
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -58,7 +61,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     if a.align:
         cfg.align_methods = tuple(a.align)
         cfg.primary_align = "tvn" if "tvn" in a.align else a.align[-1]
-    run = run_pipeline(screen, store, cfg, run_name=a.run_name, force=set(a.force), progress=not a.quiet)
+    run = run_pipeline(screen, store, cfg, run_name=a.run_name, force=set(a.force), progress=not a.quiet,
+                       verify_images=a.verify_images)
     print_summary(run, store)
     return 0
 
@@ -142,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(t)
     t.set_defaults(func=cmd_train_mae)
 
+    from precompute.readers.cli import add_export_arguments, add_import_arguments, run_export, run_import
+
+    x = sub.add_parser("export", help="export embeddings (.h5ad) or neighbour/similarity tables")
+    add_export_arguments(x)
+    x.set_defaults(func=run_export)
+    m = sub.add_parser("import", help="profiles / RxRx3 / .h5ad -> a screen folder")
+    add_import_arguments(m)
+    m.set_defaults(func=run_import)
+
     i = sub.add_parser("info", help="list the runs and stage keys of a store")
     i.add_argument("--screen", default="demo")
     i.add_argument("--store", type=Path, default=None)
@@ -150,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 on success; on any failure one line ``error: ...`` on stderr and a non-zero exit.
+
+    2: bad input or store (the message names the file, line or value); 1: an unexpected error
+    (the line says where; PHENOMIX_DEBUG=1 prints the traceback); 130: interrupted.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     args = build_parser().parse_args(argv)
     try:
@@ -157,6 +175,28 @@ def main(argv: list[str] | None = None) -> int:
     except (ContractError, ArtifactError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; completed stages are kept, rerun to continue", file=sys.stderr)
+        return 130
+    except (OSError, MemoryError) as err:  # disk full, permissions: the user's to fix, not a bug
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a bug: say where in one line rather than a wall of traceback
+        if os.environ.get("PHENOMIX_DEBUG") == "1":
+            raise
+        print(f"error: unexpected {type(err).__name__} at {_where(err)}: {err} "
+              "(set PHENOMIX_DEBUG=1 for the traceback; completed stages are kept)", file=sys.stderr)
+        return 1
+
+
+def _where(err: BaseException) -> str:
+    """file:line of the innermost frame of an exception, for the one-line error."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    return f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
 
 
 if __name__ == "__main__":

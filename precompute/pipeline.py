@@ -20,6 +20,7 @@ from typing import Any
 
 from precompute import __version__
 from precompute.artifacts import ArtifactStore, file_sha256
+from precompute.contract import ContractError
 from precompute.screen import Screen, load_screen
 
 log = logging.getLogger("precompute")
@@ -105,7 +106,9 @@ class Runner:
 def screen_fingerprint(screen: Screen) -> str:
     """Identity of a screen's content: its descriptor and wells table (images are named by it)."""
     h = hashlib.sha256()
-    for rel in ("screen.json", screen.descriptor.get("metadata", "metadata.csv")):
+    for rel in ("screen.json", screen.descriptor.get("metadata", "metadata.csv"), screen.descriptor.get("image_index")):
+        if rel is None:
+            continue
         h.update(file_sha256(screen.root / rel).encode())
     for rel in screen.descriptor.get("arrays", {}).values():
         p = screen.root / rel
@@ -147,16 +150,25 @@ def run_pipeline(
     run_name: str = "default",
     force: set[str] | None = None,
     progress: bool = True,
+    verify_images: str = "header",
 ) -> dict[str, Any]:
-    """Run every stage for one screen into one store; returns the run index it wrote."""
+    """Run every stage for one screen into one store; returns the run index it wrote.
+
+    The whole input is checked first (`precompute.preflight`; ``verify_images="full"`` decodes
+    every image): a bad screen raises a ContractError before anything is written to the store.
+    """
     from precompute import stages  # the stage runners beyond ingest live there
+    from precompute.preflight import preflight
 
     config = config or RunConfig()
+    forced = _expand_force(force)  # a typo in --force is an input error too: before any write
     screen = load_screen(screen_path)
+    preflight(screen, config, verify_images=verify_images)
+    check_store_target(Path(store_root))
     store = ArtifactStore(store_root)
     with store.lock():
         store.clean_temporaries()
-        runner = Runner(store, force=_expand_force(force), progress=progress)
+        runner = Runner(store, force=forced, progress=progress)
         t0 = time.time()
         keys: dict[str, Any] = {"ingest": stage_ingest(runner, screen)}
         keys.update(stages.run_all(runner, screen, config, keys["ingest"]))
@@ -173,6 +185,14 @@ def run_pipeline(
         }
         store.set_run(run_name, run)
     return run
+
+
+def check_store_target(root: Path) -> None:
+    """Refuse to turn an unrelated folder into a store (it would be chmod 700 and filled with stages)."""
+    if root.exists() and not root.is_dir():
+        raise ContractError(f"{root}: --store must be a folder, this is a file")
+    if root.is_dir() and not (root / "STORE.json").exists() and any(root.iterdir()):
+        raise ContractError(f"{root}: not an artifact store and not empty; give a new or empty folder as --store")
 
 
 def _expand_force(force: set[str] | None) -> set[str]:

@@ -312,11 +312,13 @@ def load_screen(root: str | os.PathLike) -> Screen:
     if not desc_path.exists():
         raise ContractError(f"{desc_path}: not a Phenomix screen (no {DESCRIPTOR})")
     try:
-        desc = json.loads(desc_path.read_text())
-    except json.JSONDecodeError as err:
+        desc = json.loads(desc_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ContractError(f"{desc_path}: invalid JSON ({err})") from None
-    if desc.get("format") != FORMAT_NAME:
-        raise ContractError(f"{desc_path}: 'format' is {desc.get('format')!r}, expected {FORMAT_NAME!r}")
+    if not isinstance(desc, dict) or desc.get("format") != FORMAT_NAME:
+        got = desc.get("format") if isinstance(desc, dict) else type(desc).__name__
+        raise ContractError(f"{desc_path}: 'format' is {got!r}, expected {FORMAT_NAME!r}")
+    check_descriptor(desc, desc_path)
     meta_path = root / desc.get("metadata", METADATA)
     wells = read_wells_table(meta_path, plate_format=desc.get("plate_format"))
     if "plate_name" in wells.columns:  # our own writer keeps the original plate ids
@@ -342,19 +344,65 @@ def load_screen(root: str | os.PathLike) -> Screen:
     )
 
 
+def check_descriptor(desc: dict, desc_path: Path) -> None:
+    """The screen.json fields the loader relies on have usable values (else one clear error)."""
+
+    def bad(key: str, want: str) -> ContractError:
+        return ContractError(f"{desc_path}: {key!r} is {desc.get(key)!r}; expected {want}")
+
+    sites = desc.get("sites", 1)
+    if isinstance(sites, bool) or not isinstance(sites, int) or not 1 <= sites <= 1000:
+        raise bad("sites", "a whole number of sites per well (1-1000)")
+    if desc.get("bit_depth") not in (None, 8, 16):
+        raise bad("bit_depth", "8 or 16")
+    size = desc.get("image_size")
+    if size is not None and not (isinstance(size, list) and len(size) == 2
+                                 and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100_000 for v in size)):
+        raise bad("image_size", "[height, width] in pixels, or null for an embeddings-only screen")
+    if desc.get("plate_format") not in (None, 96, 384, 1536):
+        raise bad("plate_format", "96, 384 or 1536")
+    if not isinstance(desc.get("channels", []), list):
+        raise bad("channels", "a list of channel names")
+    for key in ("arrays", "ground_truth"):
+        if not isinstance(desc.get(key, {}), dict):
+            raise bad(key, "an object of name -> file")
+    meta = desc.get("metadata", METADATA)
+    if not isinstance(meta, str) or Path(meta).suffix.lower() not in (".csv", ".parquet"):
+        raise bad("metadata", "a .csv or .parquet wells table")
+
+
+def _utf8_error_line(path: Path) -> str | None:
+    """'line N is not UTF-8 ...' for a text file that does not decode, else None."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        if b"\x00" in data[:4096]:
+            return "is not a CSV text file (binary content)"
+        return f"line {line} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); save the file as UTF-8"
+    return None
+
+
 def read_wells_table(path: Path, *, plate_format: int | None = None) -> pd.DataFrame:
     """Read a wells table (CSV or Parquet; RxRx3 or contract columns) and validate it."""
     if not path.exists():
         raise ContractError(f"{path}: wells table missing")
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise ContractError(f"{path}: a wells table must be a .csv or .parquet file")
+    if path.suffix.lower() == ".csv":
+        problem = _utf8_error_line(path)
+        if problem:
+            raise ContractError(f"{path}: {problem}")
     try:
-        if path.suffix == ".parquet":
+        if path.suffix.lower() == ".parquet":
             meta = pd.read_parquet(path)
         else:
             meta = pd.read_csv(path, low_memory=False)
     except UnicodeDecodeError as err:
         raise ContractError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except Exception as err:
-        raise ContractError(f"{path}: cannot be read as {'Parquet' if path.suffix == '.parquet' else 'CSV'} ({err})") from None
+        raise ContractError(f"{path}: cannot be read as {'Parquet' if path.suffix.lower() == '.parquet' else 'CSV'} ({err})") from None
     if "experiment_name" in meta.columns and "address" in meta.columns:
         meta = rxrx_to_contract(meta)
     return validate_wells(meta, source=str(path), plate_format=plate_format)

@@ -127,6 +127,12 @@ def run_all(runner: Any, screen: Screen, config: Any, ingest_key: str) -> dict[s
     """Run the stages after ingest for every configured embedder; returns run-index entries."""
     embedders = list(config.embedders)
     if not screen.has_images:
+        if screen.array("well_features") is None:
+            n_img = len(screen.wells_with_images) if screen.has_any_images else 0
+            raise ValueError(
+                f"screen {screen.name!r}: only {n_img} of {len(screen.wells)} wells have images and there are no "
+                "precomputed well features; give every well images or import features"
+            )
         embedders = ["features"]
     embed_keys: dict[str, str] = {}
     checkpoint = None

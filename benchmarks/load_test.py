@@ -1,0 +1,392 @@
+"""Bounded load test of the dashboard under gunicorn, on loopback only.
+
+    .venv/bin/python benchmarks/load_test.py --store var/store/tiny            # starts gunicorn itself
+    .venv/bin/python benchmarks/load_test.py --url http://127.0.0.1:8050       # an already running one
+
+N simulated users (threads, one keep-alive connection each) replay the map, neighbour and heatmap
+callbacks (ids discovered from the app's /_dash-dependencies; the overview's when those pages
+are missing) with input values taken from the pages' own controls, for a fixed time and at most
+a fixed number of requests. Any status other than 200/204, a traceback in a body, or a failed
+connection is an error. Latency percentiles go to benchmarks/results/load_test.json.
+Only 127.0.0.1 / localhost / ::1 are accepted as targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parents[1]
+ROUTER = ".._pages_content.children..._pages_store.data.."
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# (label, a fragment of the callback's output key, the page that holds its controls)
+TARGETS = [("map", "map-raw-figure.figure", "/map"),
+           ("neighbours", "perturbation-neighbour-figure.figure", "/perturbation"),
+           ("heatmap", "similarity-heatmap.figure", "/similarity")]
+FALLBACK = [("overview-plate", "overview-plate-figure.figure", "/"),
+            ("overview-well", "overview-images.children", "/")]
+
+
+# -- Dash request bodies -------------------------------------------------------------------------
+def split_output(output: str) -> list[tuple[str, str]]:
+    """'a.figure' or '..a.figure...b.data@hash..' -> [(id, property), ...] (the @hash kept)."""
+    parts = output[2:-2].split("...") if output.startswith("..") else [output]
+    return [tuple(p.rsplit(".", 1)) for p in parts]  # type: ignore[misc]
+
+
+def concrete_id(id_str: str, index: int = 0) -> tuple[Any, str | None]:
+    """A declared id -> (the id a request names, wildcard kind or None)."""
+    if not id_str.startswith("{"):
+        return id_str, None
+    d = json.loads(id_str)
+    kind = next((v[0] for v in d.values() if isinstance(v, list)), None)
+    return {k: (index if isinstance(v, list) else v) for k, v in d.items()}, kind
+
+
+def build_payload(cb: dict, values: dict[tuple[str, str], Any] | None = None, changed: list[str] | None = None) -> dict:
+    """The /_dash-update-component body the browser would send for one callback.
+
+    ``cb`` is an entry of /_dash-dependencies or of ``app.callback_map`` (output, inputs, state);
+    ``values`` maps (declared id, property) -> value (missing: None).
+    """
+    values = values or {}
+
+    def props(items: list[dict]) -> list:
+        out = []
+        for item in items:
+            cid, kind = concrete_id(item["id"])
+            entry = {"id": cid, "property": item["property"], "value": values.get((item["id"], item["property"]))}
+            out.append([entry] if kind in ("ALL", "ALLSMALLER") else entry)
+        return out
+
+    outs = []
+    for oid, prop in split_output(cb["output"]):
+        cid, kind = concrete_id(oid)
+        entry = {"id": cid, "property": prop.split("@")[0]}
+        outs.append([entry] if kind in ("ALL", "ALLSMALLER") else entry)
+    inputs = props(cb["inputs"])
+    return {
+        "output": cb["output"],
+        "outputs": outs if cb["output"].startswith("..") else outs[0],
+        "inputs": inputs,
+        "state": props(cb.get("state", [])),
+        "changedPropIds": changed if changed is not None else [f"{i['id']}.{i['property']}" for i in cb["inputs"][:1]],
+    }
+
+
+def response_props(body: bytes) -> dict[str, dict[str, Any]]:
+    try:
+        return json.loads(body).get("response", {})
+    except (ValueError, AttributeError):
+        return {}
+
+
+# -- a keep-alive client -------------------------------------------------------------------------
+class Client:
+    def __init__(self, host: str, port: int, timeout: float = 60.0, headers: dict[str, str] | None = None) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.headers = headers or {}
+        self.conn: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {**self.headers, **({"Content-Type": "application/json"} if data is not None else {})}
+        for attempt in (0, 1):  # a keep-alive connection the server closed is retried once
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                return resp.status, resp.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if attempt:
+                    raise
+        raise RuntimeError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+# -- discovery -----------------------------------------------------------------------------------
+def walk(node: Any):
+    """Every component dict of a serialised Dash layout."""
+    if isinstance(node, dict):
+        if "props" in node and "type" in node:
+            yield node
+            node = node["props"]
+        for v in node.values():
+            yield from walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from walk(v)
+
+
+def page_components(client: Client, deps: list[dict], path: str) -> dict[str, dict]:
+    """id -> props of every component in one page's layout (via the pages router callback)."""
+    router = next((d for d in deps if d["output"] == ROUTER), None)
+    if router is None:
+        return {}
+    body = build_payload(router, {("_pages_location", "pathname"): path, ("_pages_location", "search"): ""})
+    status, raw = client.request("POST", "/_dash-update-component", body)
+    if status != 200:
+        return {}
+    layout = response_props(raw).get("_pages_content", {}).get("children")
+    return {c["props"]["id"]: c["props"] for c in walk(layout) if isinstance(c["props"].get("id"), str)}
+
+
+def option_values(options: Any) -> list:
+    if not isinstance(options, list):
+        return []
+    out = []
+    for o in options:
+        if isinstance(o, dict) and not o.get("disabled"):
+            out.append(o.get("value"))
+        elif isinstance(o, (str, int, float)):
+            out.append(o)
+    return out
+
+
+def harvest_options(client: Client, deps: list[dict], comps: dict[str, dict], cid: str) -> list:
+    """Values a searchable dropdown offers: its layout options, else what its options callback returns."""
+    found = option_values(comps.get(cid, {}).get("options"))
+    if found:
+        return found
+    for d in deps:
+        if d["output"] != f"{cid}.options" or (cid, "search_value") not in {(i["id"], i["property"]) for i in d["inputs"]}:
+            continue
+        for q in ("", "a", "e", "G", "C", "1", "s"):
+            vals = {(i["id"], i["property"]): comps.get(i["id"], {}).get(i["property"]) for i in d["inputs"] + d.get("state", [])}
+            vals[(cid, "search_value")] = q
+            status, raw = client.request("POST", "/_dash-update-component", build_payload(d, vals, [f"{cid}.search_value"]))
+            if status == 200:
+                found += option_values(response_props(raw).get(cid, {}).get("options"))
+            if len(found) >= 20:
+                break
+    return list(dict.fromkeys(v for v in found if isinstance(v, (str, int, float))))
+
+
+def discover(client: Client) -> list[dict]:
+    """The callbacks to load, each with its base values and the choices per input."""
+    status, raw = client.request("GET", "/_dash-dependencies")
+    if status != 200:
+        raise SystemExit(f"/_dash-dependencies answered {status}; is this a Phenomix dashboard (auth)?")
+    deps = json.loads(raw)
+    chosen = []
+    for targets in (TARGETS, FALLBACK):
+        for label, fragment, path in targets:
+            cb = next((d for d in deps if fragment in d["output"] and not d.get("clientside_function")), None)
+            if cb is None:
+                continue
+            comps = page_components(client, deps, path)
+            base, choices = {}, {}
+            for item in cb["inputs"] + cb.get("state", []):
+                key = (item["id"], item["property"])
+                base[key] = comps.get(item["id"], {}).get(item["property"])
+                if item["property"] == "value" and not item["id"].startswith("{"):
+                    opts = harvest_options(client, deps, comps, item["id"])
+                    if len(opts) > 1 or (opts and base[key] is None):
+                        choices[key] = opts
+            if label.startswith("overview-well"):
+                well_ids = [v for v in harvest_well_ids(client, deps, comps)]
+                if well_ids:
+                    choices[("overview-well-store", "data")] = well_ids
+            chosen.append({"label": label, "callback": cb, "base": base, "choices": choices})
+        if chosen:
+            break
+    if not chosen:
+        raise SystemExit("none of the map/neighbour/heatmap/overview callbacks exist in this app")
+    return chosen
+
+
+def harvest_well_ids(client: Client, deps: list[dict], comps: dict[str, dict]) -> list[str]:
+    """Well ids from the overview plate figure's customdata (for the fallback image callback)."""
+    cb = next((d for d in deps if d["output"] == "overview-plate-figure.figure"), None)
+    if cb is None:
+        return []
+    vals = {(i["id"], i["property"]): comps.get(i["id"], {}).get(i["property"]) for i in cb["inputs"]}
+    status, raw = client.request("POST", "/_dash-update-component", build_payload(cb, vals))
+    fig = response_props(raw).get("overview-plate-figure", {}).get("figure", {}) if status == 200 else {}
+    ids = [c for tr in fig.get("data", []) for c in (tr.get("customdata") or []) if isinstance(c, str)]
+    return ids[:200]
+
+
+# -- the load ------------------------------------------------------------------------------------
+def percentile(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(round(q / 100 * (len(xs) - 1)))))]
+
+
+def run_load(host: str, port: int, targets: list[dict], users: int, duration: float, max_requests: int,
+             think: tuple[float, float], seed: int = 0, headers: dict[str, str] | None = None) -> dict:
+    lock = threading.Lock()
+    results: dict[str, list[float]] = {t["label"]: [] for t in targets}
+    errors: list[str] = []
+    sent = [0]
+    deadline = time.monotonic() + duration
+
+    def user(k: int) -> None:
+        rng = random.Random(seed * 1000 + k)
+        client = Client(host, port, headers=headers)
+        try:
+            while time.monotonic() < deadline:
+                with lock:
+                    if sent[0] >= max_requests:
+                        return
+                    sent[0] += 1
+                t = rng.choice(targets)
+                values = dict(t["base"])
+                for key, opts in t["choices"].items():
+                    values[key] = rng.choice(opts)
+                changed_key = rng.choice(list(t["choices"]) or [None])
+                changed = [f"{changed_key[0]}.{changed_key[1]}"] if changed_key else None
+                body = build_payload(t["callback"], values, changed)
+                t0 = time.perf_counter()
+                try:
+                    status, raw = client.request("POST", "/_dash-update-component", body)
+                    ok = status in (200, 204) and b"Traceback" not in raw
+                    why = f"{t['label']}: HTTP {status} {raw[:200]!r}"
+                except (OSError, http.client.HTTPException) as err:
+                    ok, why = False, f"{t['label']}: {type(err).__name__}: {err}"
+                dt = time.perf_counter() - t0
+                with lock:
+                    if ok:
+                        results[t["label"]].append(dt)
+                    else:
+                        errors.append(why)
+                if think[1] > 0:
+                    time.sleep(rng.uniform(*think))
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=user, args=(k,), daemon=True) for k in range(users)]
+    t_start = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=duration + 120)
+    wall = time.monotonic() - t_start
+
+    def stats(xs: list[float]) -> dict:
+        ms = [x * 1000 for x in xs]
+        return {"requests": len(ms), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
+                "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else None,
+                "mean_ms": statistics.fmean(ms) if ms else None}
+
+    everything = [x for xs in results.values() for x in xs]
+    return {"wall_s": round(wall, 1), "requests": len(everything) + len(errors), "errors": len(errors),
+            "error_examples": errors[:5], "throughput_rps": round((len(everything) + len(errors)) / wall, 1),
+            "overall": stats(everything), "per_callback": {k: stats(v) for k, v in results.items()}}
+
+
+# -- the server ----------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(store: Path, port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "PHENOMIX_STORE": str(store), "PHENOMIX_HOST": "127.0.0.1", "PHENOMIX_PORT": str(port),
+           "PHENOMIX_WORKERS": str(workers), "PHENOMIX_ACCESS_LOG": "", "PYTHONPATH": str(REPO)}
+    env.pop("PHENOMIX_AUTH_FILE", None)
+    env.pop("PHENOMIX_TRUST_HEADER", None)
+    return subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "app:server"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_ready(host: str, port: int, timeout: float = 120.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            status, _ = Client(host, port, timeout=5).request("GET", "/")
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"the dashboard on {host}:{port} did not answer within {timeout:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", default=None, help="a running dashboard on loopback (default: start gunicorn on --store)")
+    p.add_argument("--store", type=Path, default=None, help="artifact store to serve (default: PHENOMIX_HOME/store/tiny)")
+    p.add_argument("--users", type=int, default=50)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of load (max 600)")
+    p.add_argument("--max-requests", type=int, default=100_000, help="stop after this many requests in all")
+    p.add_argument("--think", type=float, nargs=2, default=(0.2, 1.0), metavar=("MIN", "MAX"),
+                   help="seconds a user waits between requests (uniform; 0 0: back to back)")
+    p.add_argument("--workers", type=int, default=4, help="gunicorn workers when this script starts it")
+    p.add_argument("--auth-header", default=None, help="'Name: value' sent with every request (trusted-header auth)")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "load_test.json")
+    a = p.parse_args(argv)
+    if not (1 <= a.users <= 500 and 0 < a.duration <= 600 and a.max_requests >= 1):
+        p.error("--users 1-500, --duration 1-600 s, --max-requests >= 1")
+    headers = dict([tuple(x.strip() for x in a.auth_header.split(":", 1))]) if a.auth_header else None
+
+    server = None
+    if a.url:
+        parts = urlsplit(a.url)
+        host, port = parts.hostname or "", parts.port or 80
+        if host not in LOOPBACK:
+            p.error(f"only loopback targets ({', '.join(LOOPBACK)}), not {host!r}")
+    else:
+        home = Path(os.environ.get("PHENOMIX_HOME", REPO / "var"))
+        store = a.store or home / "store" / "tiny"
+        if not (store / "STORE.json").exists():
+            p.error(f"{store}: no artifact store (build one: python -m precompute demo --screen tiny)")
+        host, port = "127.0.0.1", free_port()
+        server = start_gunicorn(store, port, a.workers)
+    try:
+        wait_ready(host, port)
+        targets = discover(Client(host, port, headers=headers))
+        for t in targets:
+            print(f"target {t['label']}: {t['callback']['output'][:80]}  "
+                  f"(varying {', '.join(f'{k[0]}={len(v)}' for k, v in t['choices'].items()) or 'nothing'})", flush=True)
+        result = run_load(host, port, targets, a.users, a.duration, a.max_requests, tuple(a.think), headers=headers)
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    result.update({
+        "users": a.users, "duration_s": a.duration, "think_s": list(a.think), "max_requests": a.max_requests,
+        "server": "gunicorn gthread" if server is not None else a.url, "workers": a.workers if server else None,
+        "targets": {t["label"]: t["callback"]["output"] for t in targets},
+        "machine": {"cpus": os.cpu_count(), "loadavg_after": os.getloadavg()},
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    })
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=2))
+    o = result["overall"]
+    print(f"{result['requests']} requests in {result['wall_s']} s ({result['throughput_rps']}/s), "
+          f"{result['errors']} errors; p50 {o['p50_ms']:.0f} ms, p95 {o['p95_ms']:.0f} ms, p99 {o['p99_ms']:.0f} ms"
+          if o["requests"] else f"{result['errors']} errors, no successful request")
+    for k, v in result["per_callback"].items():
+        if v["requests"]:
+            print(f"  {k:<16}{v['requests']:>6}  p50 {v['p50_ms']:.0f}  p95 {v['p95_ms']:.0f}  p99 {v['p99_ms']:.0f} ms")
+    print(f"-> {a.out}")
+    return 0 if result["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
