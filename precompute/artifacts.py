@@ -241,9 +241,15 @@ class ArtifactStore:
                 "checksums": checksums,
             }
             write_json_atomic(tmp / MANIFEST, manifest)
+            trash = None
             if final.exists():  # a stale incomplete dir with this key (no manifest) or a forced redo
-                shutil.rmtree(final)
+                # Move the old directory aside in one rename, so a reader sees either the old
+                # complete stage or the new one, never a manifest whose files are being deleted.
+                trash = self.root / f".trash-{stage}-{key}-{os.getpid()}"
+                os.replace(final, trash)
             os.replace(tmp, final)
+            if trash is not None:
+                shutil.rmtree(trash, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

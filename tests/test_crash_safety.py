@@ -185,10 +185,6 @@ def test_a_page_shows_the_corruption_as_a_message(small_store):
     assert "wells.parquet: checksum mismatch" in str(out.to_plotly_json())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "precompute/artifacts.py write_stage() removes an existing stage folder (--force, same key) with "
-    "shutil.rmtree in place: until the manifest itself is deleted a reader sees a manifest whose files are "
-    "gone. Fix: os.replace(final, trash) first, then os.replace(tmp, final), then rmtree(trash)."))
 def test_forced_rewrite_of_a_stage_is_never_seen_half_deleted(tmp_path, monkeypatch):
     root = tmp_path / "s"
     store = ArtifactStore(root)

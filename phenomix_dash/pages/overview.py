@@ -15,6 +15,7 @@ from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.figures.images import site_panels
 from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
 from phenomix_dash.figures.plate import plate_layout_figure
+from phenomix_dash.security import safe_id, safe_int
 
 dash.register_page(__name__, path="/", name="Overview", title="Phenomix · screen overview", order=0)
 
@@ -143,6 +144,11 @@ def layout(plate: str | None = None, well: str | None = None, **_: object) -> ht
 def update_plate_figure(plate: str, color_by: str, well: str | None):
     try:
         d = get_data()
+        plate = safe_id(plate, set(d.plates["plate"]))
+        color_by = safe_id(color_by, set(d.wells.columns)) or "perturbation_type"
+        well = safe_id(well, d.well_index.__contains__)
+        if plate is None:
+            return {"layout": {"title": {"text": "Choose a plate from the list."}}}
         wells = d.plate_wells(plate)
         return plate_layout_figure(wells, plate_format=d.plate_format, color_by=color_by,
                                    title=f"Plate {plate}", selected_well=well)
@@ -180,13 +186,13 @@ def show_well(well_id: str | None, site: int | None):
         return message("No well selected yet.", "light"), None
     try:
         d = get_data()
+        if safe_id(well_id, d.well_index.__contains__) is None:
+            return message("Unknown well: choose one on the plate."), None
         row = d.well_row(well_id)
         images = d.well_images(well_id)
     except DataUnavailable as err:
         return message(str(err)), None
-    site = int(site or 0)
-    if not 0 <= site < images.shape[0]:
-        site = 0
+    site = safe_int(site, 0, images.shape[0] - 1, default=0)
     return well_description(row), image_grid(site_panels(images[site], d.channels))
 
 
@@ -199,6 +205,9 @@ def show_well(well_id: str | None, site: int | None):
 )
 def sync_url(plate: str, well: str | None, current: str | None):
     """Keep the page state in the URL so a link reproduces the view."""
+    plate, well = safe_id(plate), safe_id(well)
+    if plate is None:
+        return no_update
     params = {"plate": plate}
     if well:
         params["well"] = well
