@@ -20,6 +20,7 @@ from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.figures.activity import activity_table, distance_distribution_figure, filter_activity, volcano_figure
 from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
 from phenomix_dash.selection import cached_on_store
+from precompute.contract import PERTURBATION_TYPES
 
 dash.register_page(__name__, path="/activity", name="Activity", title="Phenomix · activity", order=3)
 
@@ -69,8 +70,8 @@ def clean_filters(types, active, search, known_types) -> tuple[list[str], bool, 
     """Validate filter inputs (from the URL or the widgets): unknown types dropped, search capped."""
     if isinstance(types, str):
         types = [t for t in types.split(",") if t]
-    types = [t for t in (types or []) if isinstance(t, str) and t in known_types]
-    active = active in (True, "1", "true", ["active"]) or (isinstance(active, list) and "active" in active)
+    types = [t for t in (types if isinstance(types, (list, tuple)) else []) if isinstance(t, str) and t in known_types]
+    active = active is True or active in ("1", "true") or (isinstance(active, list) and "active" in active)
     search = search if isinstance(search, str) else ""
     return types, active, search[:MAX_SEARCH]
 
@@ -203,7 +204,9 @@ def export_csv(n_clicks, types, active, search):
 @callback(Output(ACT_URL, "search"), Input(ACT_TYPES, "value"), Input(ACT_ACTIVE, "value"), Input(ACT_SEARCH, "value"),
           Input(ACT_SPACE, "value"), Input(ACT_KIND, "value"), State(ACT_URL, "search"), prevent_initial_call=True)
 def sync_url(types, active, search, space, kind, current):
-    params = {"space": space, "kind": kind}
+    types, active, search = clean_filters(types, active, search, set(PERTURBATION_TYPES))
+    params = {"space": space if space in ("raw", "aligned") else "aligned",
+              "kind": kind if kind in ("violin", "ecdf") else "violin"}
     if types:
         params["types"] = ",".join(types)
     if active:

@@ -30,6 +30,7 @@ from phenomix_dash.figures.map import (
 )
 from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
 from phenomix_dash.figures.plate import plate_layout_figure
+from phenomix_dash.security import safe_choice, safe_id, safe_str
 from phenomix_dash.selection import (
     LEVELS,
     SelectionError,
@@ -78,6 +79,19 @@ SPACE_CHOICES = [("both", "raw and aligned side by side"), ("raw", "raw only"), 
 GRAPH_CONFIG = {"displaylogo": False, "scrollZoom": True, "toImageButtonOptions": {"format": "png", "scale": 2},
                 "modeBarButtonsToAdd": ["lasso2d", "select2d"]}
 _SHOW, _HIDE = {"display": "block", "flex": "1 1 0", "minWidth": 0}, {"display": "none"}
+
+
+def clean_state(level, space, color, point=None, sel=None, plate=None) -> tuple:
+    """Callback inputs as the pages set them, or safe defaults: a crafted request (lists, dicts,
+    path-like strings) becomes 'nothing chosen' instead of an exception."""
+    return (
+        safe_choice(level, ("wells", "perturbations"), "wells"),
+        safe_choice(space, [v for v, _ in SPACE_CHOICES], "both"),
+        safe_id(color) or "perturbation_type",
+        safe_id(point),
+        safe_str(sel, max_len=8192),
+        safe_id(plate),
+    )
 
 
 def _graph(graph_id: str, box_id: str) -> html.Div:
@@ -380,10 +394,12 @@ def map_update(d, level: str, space: str, color: str, point: str | None, sel: st
     Input(MAP_SEL, "data"), State(MAP_DRAWN, "data"),
 )
 def update_maps(level, space, color, point, sel, drawn):
+    level, space, color, point, sel, _ = clean_state(level, space, color, point, sel)
+    drawn = drawn if isinstance(drawn, dict) else None
     try:
         d = get_data()
         return map_update(d, level, space, color, point, sel, drawn, set(ctx.triggered_prop_ids.values()))
-    except (DataUnavailable, ValueError) as err:
+    except (DataUnavailable, ValueError, KeyError, SelectionError) as err:
         empty = {"layout": {"title": {"text": str(err)}}}
         return empty, empty, _SHOW, _HIDE, None
 
@@ -396,6 +412,7 @@ def update_maps(level, space, color, point, sel, drawn):
 )
 def switch_level(level, color):
     """Wells and perturbations have different colourings; clicks and selections do not carry over."""
+    level, _, color, *_ = clean_state(level, None, color)
     try:
         opts = colour_options(get_data(), level)
     except DataUnavailable:
@@ -433,6 +450,7 @@ def clicked_point(d, level: str, click: dict | None, space: str) -> str | None:
     prevent_initial_call=True,
 )
 def on_click(raw_click, aligned_click, level):
+    level = clean_state(level, None, None)[0]
     space = "raw" if ctx.triggered_id == MAP_RAW else "aligned"
     try:
         pid = clicked_point(get_data(), level, raw_click if space == "raw" else aligned_click,
@@ -468,11 +486,12 @@ def on_select(raw_sel, aligned_sel):
 
 @callback(Output(MAP_PANEL, "children"), Input(MAP_POINT, "data"), State(MAP_LEVEL, "value"))
 def show_point(point, level):
+    level, _, _, point, *_ = clean_state(level, None, None, point)
     if not point:
         return message("Click a point to see its activity, nearest perturbations and images.", "light")
     try:
         return point_panel(get_data(), level, point)
-    except DataUnavailable as err:
+    except (DataUnavailable, KeyError, ValueError) as err:
         return message(str(err))
 
 
@@ -482,9 +501,10 @@ def show_point(point, level):
     Input(MAP_SEL, "data"), Input(MAP_SEL_PLATE, "value"), State(MAP_LEVEL, "value"),
 )
 def show_selection(sel, plate, level):
+    level, _, _, _, sel, plate = clean_state(level, None, None, None, sel, plate)
     try:
         return selection_views(get_data(), level, sel, plate)
-    except (DataUnavailable, SelectionError) as err:
+    except (DataUnavailable, SelectionError, KeyError, ValueError) as err:
         return message(str(err)), [], None, {"layout": {"title": {"text": "no selection"}}}, None
 
 
@@ -494,6 +514,7 @@ def show_selection(sel, plate, level):
     prevent_initial_call=True,
 )
 def download_selection(n_clicks, sel, level):
+    level, _, _, _, sel, _ = clean_state(level, None, None, None, sel)
     if not n_clicks or not sel:
         return no_update
     try:
@@ -509,6 +530,7 @@ def download_selection(n_clicks, sel, level):
     prevent_initial_call=True,
 )
 def sync_url(level, space, color, point, sel, plate, current):
+    level, space, color, point, sel, plate = clean_state(level, space, color, point, sel, plate)
     new = "?" + urlencode(url_params(level, space, color, point, sel, plate))
     return new if new != current else no_update
 

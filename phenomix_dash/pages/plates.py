@@ -33,6 +33,7 @@ from phenomix_dash.figures.plates_qc import (
     row_col_profile_figure,
     row_col_profiles,
 )
+from phenomix_dash.security import safe_choice, safe_id
 from phenomix_dash.selection import benchmark_rows, cached_on_store
 
 dash.register_page(__name__, path="/plates", name="Plates", title="Phenomix · plates", order=2)
@@ -217,6 +218,10 @@ def heatmap_figure(d, metric: str, plate: str):
 def update_metric_views(metric, plate):
     try:
         d = get_data()
+        metric = safe_choice(metric, [o["value"] for o in metric_options(d)])
+        plate = safe_choice(plate, [ALL_PLATES, *d.plates["plate"]], default=ALL_PLATES)
+        if metric is None:
+            raise ValueError("unknown well metric: choose one from the list")
         rows, cols = profiles(d, metric)
         label = METRIC_LABELS.get(metric, metric.replace("_", " "))
         return heatmap_figure(d, metric, plate), row_col_profile_figure(rows, cols, label=label)
@@ -285,6 +290,9 @@ def drift_click(click):
 @callback(Output(PL_URL, "search"), Input(PL_METRIC, "value"), Input(PL_PLATE, "value"), Input(PL_SPACE, "value"),
           State(PL_URL, "search"), prevent_initial_call=True)
 def sync_url(metric, plate, space, current):
+    metric, plate, space = safe_id(metric), safe_id(plate), safe_choice(space, ("raw", "aligned"), "aligned")
+    if metric is None:
+        return no_update
     params = {"metric": metric, "space": space}
     if plate and plate != ALL_PLATES:
         params["plate"] = plate

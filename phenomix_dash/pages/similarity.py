@@ -41,6 +41,7 @@ from phenomix_dash.neighbours import (
     search,
     search_options,
 )
+from phenomix_dash.security import safe_choice
 
 dash.register_page(__name__, path="/similarity", name="Similarity", title="Phenomix · similarity", order=4)
 
@@ -189,8 +190,8 @@ def layout(kind: str | None = None, mode: str | None = None, q: str | None = Non
         ann = annotations(d)
     except DataUnavailable as err:
         return message(f"No similarities to show: {err}")
-    kind = kind if kind in KINDS else "gene_compound"
-    mode = mode if mode in MODES else "active"
+    kind = safe_choice(kind, KINDS, "gene_compound")
+    mode = safe_choice(mode, MODES, "active")
     picks = [p for p in (q or "").split(",") if p][:MAX_SEARCH]
     size = _int(n, 40, 5, MAX_SIDE)
     zmax = _float(range, 0.5, RANGES)
@@ -284,7 +285,7 @@ def filter_search(text: str | None, kind: str, value: list[str] | None):
         table = get_data().perturbations()
     except DataUnavailable:
         return []
-    return search_options(table, text, _kinds_for(kind if kind in KINDS else "gene_compound"),
+    return search_options(table, text, _kinds_for(safe_choice(kind, KINDS, "gene_compound")),
                           value if isinstance(value, list) else None)
 
 
@@ -303,11 +304,12 @@ def filter_search(text: str | None, kind: str, value: list[str] | None):
     State(SIM_PAIR, "data"),
 )
 def update_heatmap(kind, mode, picks, complex_name, compound, dose, size, zmax, pair):
-    kind = kind if kind in KINDS else "gene_compound"
-    mode = mode if mode in MODES else "active"
+    kind = safe_choice(kind, KINDS, "gene_compound")
+    mode = safe_choice(mode, MODES, "active")
     picks = [p for p in picks if isinstance(p, str)][:MAX_SEARCH] if isinstance(picks, list) else []
     size = _int(size, 40, 5, MAX_SIDE)
     zmax = _float(zmax, 0.5, RANGES)
+    pair = pair if isinstance(pair, dict) else None
     try:
         d = get_data()
         b = build_block(d, kind, mode, picks, complex_name if isinstance(complex_name, str) else None,
@@ -447,6 +449,7 @@ def export_pair_csv(n: int | None):
 )
 def sync_url(kind, mode, picks, complex_name, compound, dose, size, zmax, pair, current):
     """Keep the view in the URL so a link reproduces it."""
+    kind, mode = safe_choice(kind, KINDS, "gene_compound"), safe_choice(mode, MODES, "active")
     params = {"kind": kind, "mode": mode}
     if mode == "search" and picks:
         params["q"] = ",".join(p for p in picks if isinstance(p, str))
