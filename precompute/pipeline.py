@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -94,13 +96,22 @@ class Runner:
         t0 = time.time()
         with self.store.write_stage(stage, key, config=config, inputs=inputs,
                                     code_version=f"{__version__}/{STAGE_VERSIONS[stage]}") as w:
+            _fault_point(stage, "compute")
             compute(w)
+            _fault_point(stage, "manifest")
             rows = dict(w.rows)
         if forced:
             self._forced_keys.add(key)
         self.reports.append(StageReport(stage, name, key, False, time.time() - t0, rows))
         log.info("%-9s %-22s done in %.1f s", stage, name, time.time() - t0)
         return key
+
+
+def _fault_point(stage: str, point: str) -> None:
+    """Crash tests only: PHENOMIX_FAULT_INJECT=stage:point SIGKILLs this process there, i.e. with the
+    stage's temporary folder open ('compute': empty; 'manifest': outputs written, manifest not)."""
+    if os.environ.get("PHENOMIX_FAULT_INJECT") == f"{stage}:{point}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def screen_fingerprint(screen: Screen) -> str:
