@@ -103,6 +103,17 @@ def _finish(ap: pd.DataFrame, table: pd.DataFrame, null_size: int, seed: int, ca
     return res[out_cols].sort_values("pert_id").reset_index(drop=True)
 
 
+def _negative_scope(wells: pd.DataFrame, negatives: str) -> np.ndarray:
+    """Group code per well within which negatives are drawn: its plate, or one group for all."""
+    if negatives == "plate":
+        if "plate" not in wells.columns:
+            raise ValueError("negatives='plate' needs a 'plate' column in the wells table")
+        return pd.factorize(wells["plate"].astype(str))[0]
+    if negatives == "all":
+        return np.zeros(len(wells), dtype=np.int64)
+    raise ValueError(f"negatives must be 'plate' or 'all', got {negatives!r}")
+
+
 def phenotypic_activity(
     emb: np.ndarray,
     wells: pd.DataFrame,
@@ -151,14 +162,7 @@ def phenotypic_activity(
     is_neg = (wells["perturbation_type"].astype(str) == "negative_control").to_numpy()
     if not is_neg.any():
         raise ValueError("phenotypic activity needs negative-control wells (perturbation_type 'negative_control')")
-    if negatives == "plate":
-        if "plate" not in wells.columns:
-            raise ValueError("negatives='plate' needs a 'plate' column in the wells table")
-        plate = pd.factorize(wells["plate"].astype(str))[0]
-    elif negatives == "all":
-        plate = np.zeros(len(wells), dtype=np.int64)
-    else:
-        raise ValueError(f"negatives must be 'plate' or 'all', got {negatives!r}")
+    plate = _negative_scope(wells, negatives)
 
     ctrl_per_plate = np.bincount(plate[is_neg], minlength=plate.max() + 1)
     treated = np.flatnonzero(~is_neg)
@@ -286,14 +290,7 @@ def replicate_retrieval_map(
     keep = np.ones(len(wells), dtype=bool)
     if not include_controls:
         keep = ~wells["perturbation_type"].astype(str).isin(["negative_control", "positive_control"]).to_numpy()
-    if negatives == "plate":
-        if "plate" not in wells.columns:
-            raise ValueError("negatives='plate' needs a 'plate' column in the wells table")
-        plate = pd.factorize(wells["plate"].astype(str))[0]
-    elif negatives == "all":
-        plate = np.zeros(len(wells), dtype=np.int64)
-    else:
-        raise ValueError(f"negatives must be 'plate' or 'all', got {negatives!r}")
+    plate = _negative_scope(wells, negatives)
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
     xn = emb / np.where(norms > 0, norms, 1)
     rows_kept = np.flatnonzero(keep)

@@ -58,3 +58,26 @@ def tiny_store(tiny_screen, tmp_path_factory) -> Path:
     store = tmp_path_factory.mktemp("stores") / "tiny"
     run_pipeline(tiny_screen, store, RunConfig(umap_neighbors=10), progress=False)
     return store
+
+
+@pytest.fixture(scope="session")
+def ckpt_store(tiny_store, tmp_path_factory) -> Path:
+    """The tiny store with an MAE checkpoint named in its run (an untrained one if the run has none)."""
+    import shutil
+
+    import torch
+
+    from precompute.artifacts import ArtifactStore
+    from precompute.embed.checkpoint import save_checkpoint
+    from precompute.embed.mae import ChannelAgnosticMAE, mae_tiny
+
+    root = tmp_path_factory.mktemp("ckpt") / "store"
+    shutil.copytree(tiny_store, root)
+    st = ArtifactStore(root, create=False)
+    run = st.get_run("default")
+    if not run.get("checkpoint"):
+        torch.manual_seed(0)
+        cfg = mae_tiny(img_size=32)
+        run["checkpoint"] = str(save_checkpoint(ChannelAgnosticMAE(cfg), cfg, root.parent / "mae"))
+        st.set_run("default", run)
+    return root

@@ -4,7 +4,6 @@ that well; channel toggles redraw; the Benchmarks page opens with its sections."
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import quote
 
 import pytest
@@ -14,25 +13,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def ckpt_store(tiny_store, tmp_path_factory):
-    """The tiny store with an MAE checkpoint named in its run (an untrained one if the run has none)."""
-    import torch
-
-    from precompute.artifacts import ArtifactStore
-    from precompute.embed.checkpoint import save_checkpoint
-    from precompute.embed.mae import ChannelAgnosticMAE, mae_tiny
-
-    root = tmp_path_factory.mktemp("ckpt") / "store"
-    shutil.copytree(tiny_store, root)
-    st = ArtifactStore(root, create=False)
-    run = st.get_run("default")
-    if not run.get("checkpoint"):
-        torch.manual_seed(0)
-        cfg = mae_tiny(img_size=32)
-        run["checkpoint"] = str(save_checkpoint(ChannelAgnosticMAE(cfg), cfg, root.parent / "mae"))
-        st.set_run("default", run)
-    return root
 
 
 @pytest.fixture

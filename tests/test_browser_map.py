@@ -3,9 +3,8 @@ plate highlight, and a shared URL reproduces the view."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from browser_helpers import wait_until as _wait_until
 from selenium.webdriver.common.action_chains import ActionChains
 
 pytestmark = pytest.mark.browser
@@ -29,16 +28,6 @@ def _wait_for_map(dash_duo, graph: str = RAW) -> None:
         "return !!(g && g._fullData && g._fullData.length && g._fullData[0]._length > 0);", graph), "map points drawn")
 
 
-def _wait_until(cond, what: str, timeout: float = 20) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if cond():
-                return
-        except Exception:  # noqa: BLE001 - the DOM may be mid-update
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for: {what}")
 
 
 def _choose(dash_duo, dropdown: str, label: str) -> None:

@@ -3,10 +3,10 @@ perturbation."""
 
 from __future__ import annotations
 
-import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from browser_helpers import wait_until as _wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -19,16 +19,6 @@ def app(tiny_store):
     return create_app(Settings(store=tiny_store))
 
 
-def _wait_until(cond, what: str, timeout: float = 20) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if cond():
-                return
-        except Exception:  # noqa: BLE001 - the DOM may be mid-update
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for: {what}")
 
 
 def test_plates_page_opens_with_all_views(dash_duo, app):

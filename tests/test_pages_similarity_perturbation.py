@@ -186,25 +186,6 @@ def test_perturbation_url(app, d):
 
 # -- images ----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ckpt_store(tiny_store, tmp_path_factory):
-    """The tiny store with a (possibly untrained) MAE checkpoint named in its run index."""
-    import torch
-
-    from precompute.artifacts import ArtifactStore
-    from precompute.embed.checkpoint import save_checkpoint
-    from precompute.embed.mae import ChannelAgnosticMAE, mae_tiny
-
-    root = tmp_path_factory.mktemp("ckpt") / "store"
-    shutil.copytree(tiny_store, root)
-    st = ArtifactStore(root, create=False)
-    run = st.get_run("default")
-    if not run.get("checkpoint"):
-        torch.manual_seed(0)
-        cfg = mae_tiny(img_size=32)
-        run["checkpoint"] = str(save_checkpoint(ChannelAgnosticMAE(cfg), cfg, root.parent / "mae"))
-        st.set_run("default", run)
-    return root
 
 
 def test_images_view_and_channel_controls(app, d):

@@ -1,0 +1,19 @@
+"""Helpers shared by the browser tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def wait_until(cond: Callable[[], object], what: str, timeout: float = 20) -> None:
+    """Poll ``cond`` until truthy; exceptions count as 'not yet' (the DOM may be mid-update)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if cond():
+                return
+        except Exception:  # noqa: BLE001
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for: {what}")
