@@ -40,6 +40,10 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     p.add_argument("--tvn-fallback", default="error", choices=["error", "pooled"],
                    help="a batch with too few controls: stop (error) or use pooled controls (logged)")
+    p.add_argument("--tvn-components", type=_tvn_components_arg, default="auto", metavar="auto|N|none",
+                   help="TVN runs on a PCA of this width as in EFAAR's map recipe: 'auto' (default) keeps as "
+                        "many components as the smallest batch's controls can whiten (controls // 3, at most "
+                        "128), N a fixed width, 'none' EFAAR's tvn_on_controls on the full embedding")
     p.add_argument("--force", action="append", default=[], help="redo STAGE and everything after it (or 'all')")
     p.add_argument("--run-name", default="default")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -48,12 +52,20 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                         "file's header, and PNG truncation; fast) or 'full' (decode every image; slow)")
 
 
+def _tvn_components_arg(value: str) -> int | str:
+    if value in ("auto", "none"):
+        return value
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"{value!r}: use 'auto', 'none' or a positive number of components")
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     from precompute.pipeline import RunConfig, run_pipeline
 
     screen = resolve_screen(a.screen)
     store = a.store or default_store_for(a.screen)
-    cfg = RunConfig(device=a.device, tvn_fallback=a.tvn_fallback,
+    cfg = RunConfig(device=a.device, tvn_fallback=a.tvn_fallback, tvn_components=a.tvn_components,
                     checkpoint=str(a.checkpoint) if a.checkpoint else None)
     if a.embedder:
         cfg.embedders = tuple(a.embedder)

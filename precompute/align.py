@@ -222,8 +222,7 @@ def tvn_on_controls(
     b_vec = ((-mu1 / s1) @ comps.T - pca_mean @ comps.T - mu2) / s2
     out = np.empty((emb.shape[0], a_mat.shape[1]), dtype=_out_dtype(emb))
     if batches is None:
-        for lo in range(0, emb.shape[0], 65536):
-            out[lo : lo + 65536] = emb[lo : lo + 65536].astype(np.float64) @ a_mat + b_vec
+        _apply_affine(emb, np.arange(emb.shape[0]), a_mat, b_vec, out)
         return out
 
     # (d) per-batch CORAL-style whitening
@@ -252,11 +251,22 @@ def tvn_on_controls(
         else:
             cov = np.cov(ctrl_c[ctrl_in_batch], rowvar=False, ddof=1) + eye
             w = _inv_sqrt_psd(cov, f"batch '{label}' control covariance ({ctrl_in_batch.size} controls)")
-        m, off = a_mat @ w, b_vec @ w
-        for lo in range(0, rows.size, 65536):  # bounded float64 working copy
-            chunk = rows[lo : lo + 65536]
-            out[chunk] = emb[chunk].astype(np.float64) @ m + off
+        _apply_affine(emb, rows, a_mat @ w, b_vec @ w, out)
     return out
+
+
+def _apply_affine(emb: np.ndarray, rows: np.ndarray, m: np.ndarray, off: np.ndarray, out: np.ndarray) -> None:
+    """out[rows] = emb[rows] @ m + off, in chunks (bounded working copy).
+
+    The matrices are always fitted in float64. A float32 input is multiplied in float32: this
+    matmul is the whole cost at screen scale, float32 halves it, and the result is stored as
+    float32 anyway; the rounding it adds (~1e-6 relative) is that of the float32 input itself.
+    """
+    work = np.float32 if emb.dtype == np.float32 else np.float64
+    m, off = m.astype(work), off.astype(work)
+    for lo in range(0, rows.size, 65536):
+        chunk = rows[lo : lo + 65536]
+        out[chunk] = emb[chunk].astype(work, copy=False) @ m + off
 
 
 # --------------------------------------------------------------------------- spherize (pycytominer)
@@ -273,8 +283,16 @@ def _sphering_matrix(ctrl: np.ndarray, epsilon: float, method: str) -> tuple[np.
         mean, scale = ctrl.mean(axis=0), np.ones(d)
     x = (ctrl - mean) / scale
     # full_matrices only when n <= d: then the null-space rows of Vt are needed (small: n is small)
-    _, sing, vt = np.linalg.svd(x, full_matrices=n <= d)
-    rank = int((sing > sing.max(initial=0.0) * max(n, d) * _EPS).sum())
+    if n > d and method.startswith("ZCA"):
+        # ZCA is sign-free, so the eigenvectors of the d x d Gram matrix serve: several times
+        # cheaper than an SVD of the n x d controls when controls number in the thousands.
+        evals, evecs = np.linalg.eigh(x.T @ x)
+        sing, vt = np.sqrt(np.clip(evals[::-1], 0.0, None)), evecs[:, ::-1].T
+        tol = sing.max(initial=0.0) * np.sqrt(max(n, d) * _EPS)  # eigenvalues carry eps * max error
+    else:
+        _, sing, vt = np.linalg.svd(x, full_matrices=n <= d)
+        tol = sing.max(initial=0.0) * max(n, d) * _EPS
+    rank = int((sing > tol).sum())
     if not (rank == d or rank == n - 1):
         raise AlignmentError(
             f"spherize: the {n} control rows are rank deficient (rank {rank}, d={d}); "
@@ -323,7 +341,9 @@ def spherize(
             mean, scale, w = _sphering_matrix(emb[ctrl].astype(np.float64), epsilon, method)
         except AlignmentError as err:
             raise AlignmentError(f"batch '{label}': {err}") from None
-        out[rows] = ((emb[rows].astype(np.float64) - mean) / scale) @ w
+        # fold centring and scaling into one affine map: ((x - mean) / scale) @ w = x @ m + off
+        m = w / scale[:, None]
+        _apply_affine(emb, rows, m, -(mean / scale) @ w, out)
     return out
 
 

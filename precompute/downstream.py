@@ -24,14 +24,25 @@ def _is_negative_control(wells: pd.DataFrame) -> np.ndarray:
 def stage_align(runner: Any, screen: Screen, config: Any, embed_key: str, emb_name: str, method: str) -> str:
     from precompute.align import align
 
+    components = getattr(config, "tvn_components", "auto")
+    recipe = method == "tvn" and components != "none"
+
     def compute(w) -> None:
         raw = runner.store.open_stage("embed", embed_key).array("embeddings", mmap=False)
         wells = screen.wells
-        out = align(raw, _is_negative_control(wells), wells["batch"].to_numpy(), method,
-                    **({"fallback": config.tvn_fallback} if method == "tvn" else {}))
+        ctrl, batches = _is_negative_control(wells), wells["batch"].to_numpy()
+        if recipe:
+            from precompute.align_recipe import pca_tvn
+
+            out, info = pca_tvn(raw, ctrl, batches, n_components=components, fallback=config.tvn_fallback)
+            w.info.update(info)
+        else:
+            out = align(raw, ctrl, batches, method, **({"fallback": config.tvn_fallback} if method == "tvn" else {}))
         w.save_array("embeddings", np.asarray(out, dtype=np.float32))
 
     cfg = {"method": method, "fallback": config.tvn_fallback if method == "tvn" else None}
+    if recipe:
+        cfg["pca_components"] = components
     return runner.run_stage("align", f"{emb_name}/{method}", cfg, {"embed": embed_key}, compute)
 
 

@@ -51,6 +51,9 @@ class RunConfig:
     pca_components: int = 50
     seed: int = 0
     tvn_fallback: str = "error"
+    # TVN runs on a PCA of this width (EFAAR's map recipe); "auto" = what the controls support,
+    # "none" = EFAAR's tvn_on_controls on the full embedding (see precompute/align_recipe.py).
+    tvn_components: int | str = "auto"
     stage_options: dict[str, Any] = field(default_factory=dict)
 
 
