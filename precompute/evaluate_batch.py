@@ -45,7 +45,7 @@ def batch_metrics(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x = np.asarray(emb, dtype=np.float64)
+    x = np.asarray(emb)  # float64 only after subsampling: a full copy is 3 GB at 10^6 wells
     y = pd.factorize(pd.Series(np.asarray(labels)).astype(str))[0]
     if x.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(f"emb has shape {x.shape} but {y.shape[0]} labels were given")
@@ -68,7 +68,7 @@ def batch_metrics(
             x, y = x[take], y[take]
     counts = np.bincount(y)
     ok = counts[y] >= 2
-    x, y = x[ok], pd.factorize(y[ok])[0]
+    x, y = np.asarray(x[ok], dtype=np.float64), pd.factorize(y[ok])[0]
     if y.size == 0 or y.max() < 1:
         return nan_result
     counts = np.bincount(y)

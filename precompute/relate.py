@@ -148,7 +148,7 @@ def distance_to_plate_controls(
     """
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
-    x = np.asarray(emb, dtype=np.float64)
+    x = np.asarray(emb)
     _check_finite(x, "emb")
     plates = np.asarray(plates)
     is_control = np.asarray(is_control, dtype=bool)
@@ -158,7 +158,7 @@ def distance_to_plate_controls(
     n_plates = len(labels)
     counts = np.bincount(codes[is_control], minlength=n_plates)
     sums = np.zeros((n_plates, x.shape[1]))
-    np.add.at(sums, codes[is_control], x[is_control])  # controls are few: add.at is fine here
+    np.add.at(sums, codes[is_control], x[is_control].astype(np.float64))  # controls are few: add.at is fine here
     with np.errstate(invalid="ignore", divide="ignore"):
         centroids = sums / counts[:, None]
     missing = counts == 0
@@ -170,15 +170,21 @@ def distance_to_plate_controls(
             ", ".join(names[:10]),
             " ..." if len(names) > 10 else "",
         )
-    c = centroids[codes]
-    if metric == "euclidean":
-        return np.linalg.norm(x - c, axis=1)
-    num = np.einsum("ij,ij->i", x, c)
-    den = np.linalg.norm(x, axis=1) * np.linalg.norm(c, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
-    dist = 1.0 - np.clip(cos, -1.0, 1.0)
-    dist[missing[codes]] = np.nan
+    dist = np.empty(x.shape[0])
+    # float64 arithmetic in row chunks: a float64 copy of 10^6 x 384 wells (and of their centroids) is 3 GB each
+    for lo in range(0, x.shape[0], 65536):
+        xb = np.asarray(x[lo : lo + 65536], dtype=np.float64)
+        c = centroids[codes[lo : lo + 65536]]
+        if metric == "euclidean":
+            dist[lo : lo + 65536] = np.linalg.norm(xb - c, axis=1)
+            continue
+        num = np.einsum("ij,ij->i", xb, c)
+        den = np.linalg.norm(xb, axis=1) * np.linalg.norm(c, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+        dist[lo : lo + 65536] = 1.0 - np.clip(cos, -1.0, 1.0)
+    if metric == "cosine":
+        dist[missing[codes]] = np.nan
     return dist
 
 

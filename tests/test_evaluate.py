@@ -202,6 +202,22 @@ def test_queries_without_negatives_are_dropped_and_chunking_is_invisible():
     pd.testing.assert_frame_equal(res, chunked)
 
 
+def test_phenotypic_activity_ap_equals_copairs():
+    """Our per-plate ranking gives copairs' APs (controls of the query's plate as negatives)."""
+    from copairs.map import average_precision
+
+    x, wells = screen_with_effects(seed=3, no_ctrl_plate=True)
+    meta = wells.assign(negcon=(wells["perturbation_type"] == "negative_control").astype(int))
+    meta["key"] = np.where(meta["negcon"] == 1, [f"ctrl{i}" for i in range(len(meta))], meta["perturbation"])
+    ap = average_precision(meta, x, pos_sameby=["key"], pos_diffby=[], neg_sameby=["plate"],
+                           neg_diffby=["negcon"], progress_bar=False)
+    ap = ap[(ap["negcon"] == 0) & (ap["n_pos_pairs"] > 0) & (ap["n_total_pairs"] > ap["n_pos_pairs"])]
+    expected = ap.groupby("perturbation")["average_precision"].mean()
+    res = phenotypic_activity(x, wells, null_size=0).set_index("perturbation")
+    np.testing.assert_allclose(res.loc[expected.index, "mean_average_precision"], expected, atol=1e-5)
+    assert (res.loc[expected.index, "n_queries"] == ap.groupby("perturbation").size()).all()
+
+
 def test_replicate_retrieval_ap_equals_copairs():
     from copairs.map import average_precision
 
@@ -222,6 +238,16 @@ def test_replicate_retrieval_ap_equals_copairs():
     np.testing.assert_allclose(got.loc[expected.index], expected, atol=1e-5)
     assert overall == pytest.approx(expected.mean(), abs=1e-5)
     assert res.set_index("perturbation").loc[[f"G{g:02d}" for g in range(6)], "active"].all()
+
+
+def test_replicate_retrieval_on_a_sample_of_entities_is_exact_for_those():
+    """Large screens query a seeded sample of entities; every well still competes as a negative."""
+    x, wells = screen_with_effects(seed=5)
+    _, full = replicate_retrieval_map(x, wells, null_size=0)
+    _, part = replicate_retrieval_map(x, wells, null_size=0, max_entities=5, seed=1)
+    assert len(part) == 5
+    got = part.set_index("pert_id")["mean_average_precision"]
+    np.testing.assert_allclose(got, full.set_index("pert_id").loc[got.index, "mean_average_precision"], atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- batch metrics

@@ -1,0 +1,41 @@
+"""Projection: UMAP fitted on a sample, the other points placed from their fitted neighbours."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from precompute.reduce import place_by_neighbours, umap_2d
+
+
+def _clusters(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(6, 16)) * 3
+    labels = rng.integers(0, 6, n)
+    return (centres[labels] + rng.normal(size=(n, 16))).astype(np.float32), labels
+
+
+def test_sampled_umap_places_the_rest_where_transform_would():
+    import umap
+
+    x, labels = _clusters(3000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reducer = umap.UMAP(n_neighbors=15, metric="cosine", random_state=0).fit(x[:2000])
+        moved = reducer.transform(x[2000:])
+    placed = place_by_neighbours(reducer, x[2000:])
+    spread = np.ptp(reducer.embedding_, axis=0).mean()
+    assert placed.dtype == np.float32 and np.isfinite(placed).all()
+    assert np.median(np.linalg.norm(placed - moved, axis=1)) < 0.05 * spread
+    # every placed point lands in its own cluster: nearest fitted point has its label
+    nearest = np.argmin(((placed[:, None, :] - reducer.embedding_[None]) ** 2).sum(-1), axis=1)
+    assert (labels[:2000][nearest] == labels[2000:]).mean() > 0.98
+
+
+def test_sampled_umap_is_deterministic_and_keeps_fitted_rows():
+    x, _ = _clusters(1500, seed=1)
+    a = umap_2d(x, sample=1000, seed=0)
+    b = umap_2d(x, sample=1000, seed=0)
+    assert a.shape == (1500, 2) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)
