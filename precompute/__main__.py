@@ -47,9 +47,25 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="append", default=[], help="redo STAGE and everything after it (or 'all')")
     p.add_argument("--run-name", default="default")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--executor", type=_executor_arg, default="local", metavar="SPEC",
+                   help="where the embed stage's per-plate work runs: 'local' (this process, the default), "
+                        "'dask://HOST:PORT' (an existing Dask scheduler, e.g. on a SLURM or Kubernetes cluster; "
+                        "every worker must see the screen and checkpoint at the same paths) or 'dask-local:N' "
+                        "(N worker processes on this machine). Stage keys and artifacts do not depend on it; "
+                        "see docs/cluster.md")
     p.add_argument("--verify-images", default="header", choices=["header", "full"],
                    help="before any stage runs, check every image: 'header' (size and bit depth from each "
                         "file's header, and PNG truncation; fast) or 'full' (decode every image; slow)")
+
+
+def _executor_arg(value: str) -> str:
+    """Check --executor while parsing arguments, so a typo stops the run before anything is written."""
+    from precompute.executors import parse_executor
+
+    try:
+        return str(parse_executor(value))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("executor ")) from None  # argparse names the option
 
 
 def _tvn_components_arg(value: str) -> int | str:
@@ -74,7 +90,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         cfg.align_methods = tuple(a.align)
         cfg.primary_align = "tvn" if "tvn" in a.align else a.align[-1]
     run = run_pipeline(screen, store, cfg, run_name=a.run_name, force=set(a.force), progress=not a.quiet,
-                       verify_images=a.verify_images)
+                       verify_images=a.verify_images, executor=a.executor)
     print_summary(run, store)
     return 0
 

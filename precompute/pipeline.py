@@ -168,17 +168,23 @@ def run_pipeline(
     force: set[str] | None = None,
     progress: bool = True,
     verify_images: str = "header",
+    executor: str = "local",
 ) -> dict[str, Any]:
     """Run every stage for one screen into one store; returns the run index it wrote.
 
     The whole input is checked first (`precompute.preflight`; ``verify_images="full"`` decodes
     every image): a bad screen raises a ContractError before anything is written to the store.
+    ``executor`` says where the embed stage's per-plate work runs (`precompute.executors`:
+    ``local``, ``dask://HOST:PORT``, ``dask-local:N``); it is deliberately not in RunConfig, so it
+    changes no stage key: the artifacts are the same whichever executor computed them.
     """
     from precompute import stages  # the stage runners beyond ingest live there
+    from precompute.executors import parse_executor
     from precompute.preflight import preflight
 
     config = config or RunConfig()
     forced = _expand_force(force)  # a typo in --force is an input error too: before any write
+    spec = parse_executor(executor)  # so is a bad --executor
     screen = load_screen(screen_path)
     preflight(screen, config, verify_images=verify_images)
     check_store_target(Path(store_root))
@@ -188,7 +194,7 @@ def run_pipeline(
         runner = Runner(store, force=forced, progress=progress)
         t0 = time.time()
         keys: dict[str, Any] = {"ingest": stage_ingest(runner, screen)}
-        keys.update(stages.run_all(runner, screen, config, keys["ingest"]))
+        keys.update(stages.run_all(runner, screen, config, keys["ingest"], executor=spec))
         run = {
             "name": run_name,
             "screen": screen_summary(screen),

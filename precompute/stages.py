@@ -6,7 +6,9 @@ their outputs through the store's writer. Nothing here knows about Dash.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ from tqdm.auto import tqdm
 
 from precompute.artifacts import file_sha256
 from precompute.embed import get_embedder, tile_sites, to_float01
-from precompute.screen import Screen
+from precompute.executors import ExecutorSpec, PlateExecutor, executor_spec, map_plates
+from precompute.screen import Screen, load_screen
 
 log = logging.getLogger("precompute")
 
@@ -63,40 +66,145 @@ def _tile_size(embedder: Any, screen: Screen, default: int) -> int:
     return min(size, h, w)
 
 
-def embed_screen(screen: Screen, embedder: Any, tile: int, *, progress: bool = True, wells_per_batch: int = 32) -> np.ndarray:
-    """Well embeddings (n_wells, dim): mean over every tile of every site of each well.
+# Per-process caches for embed_plate. A Dask worker embeds many plates and must not reread the
+# wells table or reload the model for each; the local executor goes through the same caches so it
+# runs exactly the code a worker runs. Keys carry file stamps (inode, size, mtime) so a screen or
+# checkpoint rewritten at the same path in a long-lived process is reloaded, not served stale.
+_CACHE_ENTRIES = 4  # a process rarely sees more than one screen and a few embedders at once
+_SCREENS: dict[tuple, tuple[Screen, dict[str, np.ndarray]]] = {}
+_EMBEDDERS: dict[tuple, Any] = {}
+
+
+def _stamp(*paths: Path) -> tuple:
+    out = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            out.append(None)  # missing: the loader below raises the clear error
+        else:
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _cached(cache: dict, key: tuple, make: Callable[[], Any]) -> Any:
+    if key not in cache:
+        while len(cache) >= _CACHE_ENTRIES:
+            cache.pop(next(iter(cache)))  # oldest first
+        cache[key] = make()
+    return cache[key]
+
+
+def plate_rows(screen: Screen) -> dict[str, np.ndarray]:
+    """plate id -> row positions of its wells in the wells table, plates in order of first appearance."""
+    return {str(k): np.asarray(v, dtype=np.int64) for k, v in screen.wells.groupby("plate", sort=False).indices.items()}
+
+
+def _screen_for(screen_path: str | Path) -> tuple[Screen, dict[str, np.ndarray]]:
+    root = Path(screen_path)
+    files = sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else [root]
+
+    def make() -> tuple[Screen, dict[str, np.ndarray]]:
+        screen = load_screen(root)
+        return screen, plate_rows(screen)
+
+    return _cached(_SCREENS, (str(root), _stamp(*files)), make)
+
+
+def cached_embedder(name: str, build: dict[str, Any]) -> Any:
+    """The embedder ``get_embedder(name, **build)``, built once per process (see the caches above)."""
+    ckpt = build.get("checkpoint")
+    stamp = _stamp(Path(ckpt) / "model.safetensors", Path(ckpt) / "config.json") if ckpt else ()
+    key = (name, json.dumps(build, sort_keys=True, default=str), stamp)
+
+    def make() -> Any:
+        if name == "mae":
+            limit_torch_threads()
+        return get_embedder(name, **build)
+
+    return _cached(_EMBEDDERS, key, make)
+
+
+def embed_wells(screen: Screen, embedder: Any, well_ids: list[str], tile: int, *,
+                on_wells: Callable[[int], Any] | None = None, wells_per_batch: int = 32) -> np.ndarray:
+    """Embeddings (len(well_ids), dim) float32: mean over every tile of every site of each well,
+    accumulated in float64.
 
     Images are read by a small thread pool ahead of the embedder; tiles of several wells go to
-    the embedder together so a model sees full batches.
+    the embedder together so a model sees full batches. ``on_wells(n)`` reports progress.
     """
-    ids = screen.wells["well_id"].tolist()
     out: np.ndarray | None = None
     with ThreadPoolExecutor(max_workers=2) as pool:
-        images_iter = pool.map(screen.load_images, ids)
-        bar = tqdm(total=len(ids), desc=f"embed {embedder.name}", disable=not progress, unit="well")
-        start = 0
-        while start < len(ids):
-            stop = min(start + wells_per_batch, len(ids))
-            tiles, counts = [], []
-            for _ in range(start, stop):
-                t = tile_sites(next(images_iter), tile)
-                tiles.append(t)
-                counts.append(len(t))
+        images_iter = pool.map(screen.load_images, well_ids)
+        for start in range(0, len(well_ids), wells_per_batch):
+            stop = min(start + wells_per_batch, len(well_ids))
+            tiles = [tile_sites(next(images_iter), tile) for _ in range(start, stop)]
             vecs = np.asarray(embedder.embed_tiles(to_float01(np.concatenate(tiles))), dtype=np.float32)
             if out is None:
-                out = np.empty((len(ids), vecs.shape[1]), dtype=np.float32)
-            bounds = np.concatenate([[0], np.cumsum(counts)])
+                out = np.empty((len(well_ids), vecs.shape[1]), dtype=np.float32)
+            bounds = np.concatenate([[0], np.cumsum([len(t) for t in tiles])])
             for i in range(stop - start):
                 out[start + i] = vecs[bounds[i]:bounds[i + 1]].mean(axis=0, dtype=np.float64)
-            bar.update(stop - start)
-            start = stop
-        bar.close()
-    assert out is not None
+            if on_wells is not None:
+                on_wells(stop - start)
+    if out is None:
+        raise ValueError(f"screen {screen.name!r}: no wells to embed")
     return out
 
 
-def stage_embed(runner: Any, screen: Screen, config: Any, ingest_key: str, name: str) -> tuple[str, dict]:
-    """Embed every well with one embedder; 'features' takes the screen's precomputed well features."""
+def embed_plate(screen_path: str | Path, plate_id: str, embedder_name: str, build_options: dict[str, Any],
+                tile: int, *, torch_threads: int | None = None, on_wells: Callable[[int], Any] | None = None,
+                wells_per_batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """One plate's wells -> (their row positions in the wells table, embeddings float32).
+
+    The unit of work of the embed stage on every executor (precompute.executors): top-level and
+    given only picklable arguments, so a Dask worker can run it from the screen's path; the
+    screen and the embedder are cached per process. ``torch_threads`` pins torch's thread count
+    (1 on Dask workers, where parallelism comes from worker processes).
+    """
+    screen, plates = _screen_for(screen_path)
+    if plate_id not in plates:
+        raise ValueError(f"screen {screen.name!r} at {screen_path}: no plate {plate_id!r}")
+    embedder = cached_embedder(embedder_name, build_options)
+    if torch_threads is not None and embedder_name == "mae":
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    rows = plates[plate_id]
+    ids = screen.wells["well_id"].to_numpy()[rows].tolist()
+    return rows, embed_wells(screen, embedder, ids, tile, on_wells=on_wells, wells_per_batch=wells_per_batch)
+
+
+def embed_screen(screen: Screen, name: str, build: dict[str, Any], tile: int, *,
+                 executor: str | ExecutorSpec | PlateExecutor = "local", progress: bool = True) -> np.ndarray:
+    """Well embeddings (n_wells, dim) float32 in the screen's well order, one embed_plate call per
+    plate on the executor; local and Dask runs give byte-identical arrays."""
+    spec = executor_spec(executor)
+    root = str(screen.root.resolve())  # workers may run elsewhere: never a path relative to our cwd
+    calls = [(root, plate, name, build, tile) for plate in plate_rows(screen)]
+    if spec.is_local:
+        with tqdm(total=len(screen.wells), desc=f"embed {name}", disable=not progress, unit="well") as bar:
+            parts = map_plates(embed_plate, calls, executor, kwargs={"on_wells": bar.update})
+    else:
+        parts = map_plates(embed_plate, calls, executor, kwargs={"torch_threads": 1}, progress=progress,
+                           desc=f"embed {name} on {spec}")
+    out = np.empty((len(screen.wells), parts[0][1].shape[1]), dtype=np.float32)
+    seen = np.zeros(len(screen.wells), dtype=bool)
+    for rows, emb in parts:
+        out[rows] = emb
+        seen[rows] = True
+    if not seen.all():  # a worker read a different wells table (screen changed under the run?)
+        raise RuntimeError(f"screen {screen.name!r}: {int((~seen).sum())} wells got no embedding from the plates")
+    return out
+
+
+def stage_embed(runner: Any, screen: Screen, config: Any, ingest_key: str, name: str, *,
+                executor: str | ExecutorSpec | PlateExecutor = "local") -> tuple[str, dict]:
+    """Embed every well with one embedder; 'features' takes the screen's precomputed well features.
+
+    ``executor`` says where the per-plate work runs; it is not part of the stage key (the arrays do
+    not depend on it) and is recorded in the manifest's info only.
+    """
     if name == "features":
         feats = screen.array("well_features")
         if feats is None:
@@ -108,23 +216,32 @@ def stage_embed(runner: Any, screen: Screen, config: Any, ingest_key: str, name:
 
         return runner.run_stage("embed", name, {"embedder": "features"}, {"ingest": ingest_key}, compute_features), {}
 
+    spec = executor_spec(executor)
     build, key_cfg = embedder_options(name, screen, config)
 
     def compute(w) -> None:
-        if name == "mae":
-            limit_torch_threads()
-        embedder = get_embedder(name, **build)
-        tile = _tile_size(embedder, screen, config.tile)
-        emb = embed_screen(screen, embedder, tile, progress=runner.progress)
+        tile = _tile_size(_probe_embedder(name, build, spec), screen, config.tile)
+        emb = embed_screen(screen, name, build, tile, executor=executor, progress=runner.progress)
         w.save_array("embeddings", emb)
-        w.info.update({"embedder": name, "tile": tile, "dim": int(emb.shape[1])})
+        w.info.update({"embedder": name, "tile": tile, "dim": int(emb.shape[1]), "executor": str(spec)})
 
     key = runner.run_stage("embed", name, {"embedder": name, **key_cfg}, {"ingest": ingest_key}, compute)
     return key, build
 
 
-def run_all(runner: Any, screen: Screen, config: Any, ingest_key: str) -> dict[str, Any]:
-    """Run the stages after ingest for every configured embedder; returns run-index entries."""
+def _probe_embedder(name: str, build: dict[str, Any], spec: ExecutorSpec) -> Any:
+    """The embedder whose input size decides the tile. Locally it is the one embed_plate then uses
+    (cached); for a cluster run it is a throwaway CPU copy, since the machine driving the run (a
+    login node, say) may have no GPU even when the workers do."""
+    if spec.is_local:
+        return cached_embedder(name, build)
+    return get_embedder(name, **({**build, "device": "cpu"} if "device" in build else build))
+
+
+def run_all(runner: Any, screen: Screen, config: Any, ingest_key: str, *,
+            executor: str | ExecutorSpec | PlateExecutor = "local") -> dict[str, Any]:
+    """Run the stages after ingest for every configured embedder; returns run-index entries.
+    ``executor`` runs the embed stage's per-plate work (precompute.executors)."""
     embedders = list(config.embedders)
     if not screen.has_images:
         if screen.array("well_features") is None:
@@ -136,17 +253,25 @@ def run_all(runner: Any, screen: Screen, config: Any, ingest_key: str) -> dict[s
         embedders = ["features"]
     embed_keys: dict[str, str] = {}
     checkpoint = None
-    for name in embedders:
-        if name == "mae" and screen.has_images:
-            try:
-                embedder_options("mae", screen, config)
-            except FileNotFoundError as err:
-                log.warning("skipping the MAE embedder: %s", err)
-                continue
-        key, build = stage_embed(runner, screen, config, ingest_key, name)
-        embed_keys[name] = key
-        if name == "mae":
-            checkpoint = build.get("checkpoint")
+    # One executor for every embedder (a LocalCluster starts once, workers keep the screen cached),
+    # closed before the downstream stages so idle workers do not hold memory through them.
+    owned = not isinstance(executor, PlateExecutor)
+    plates_on = PlateExecutor(executor) if owned else executor
+    try:
+        for name in embedders:
+            if name == "mae" and screen.has_images:
+                try:
+                    embedder_options("mae", screen, config)
+                except FileNotFoundError as err:
+                    log.warning("skipping the MAE embedder: %s", err)
+                    continue
+            key, build = stage_embed(runner, screen, config, ingest_key, name, executor=plates_on)
+            embed_keys[name] = key
+            if name == "mae":
+                checkpoint = build.get("checkpoint")
+    finally:
+        if owned:
+            plates_on.close()
     primary = config.primary_embedder if config.primary_embedder in embed_keys else next(iter(embed_keys))
     result: dict[str, Any] = {"embed": embed_keys, "_primary": {"embedder": primary, "align": config.primary_align},
                               "_checkpoint": checkpoint}
