@@ -10,7 +10,7 @@ SCREEN ?= demo
 PHENOMIX_HOME ?= $(CURDIR)/var
 export PHENOMIX_HOME
 
-.PHONY: install test-install browser demo precompute test lint bench clean
+.PHONY: install test-install browser demo precompute test lint bench bench-million clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ BENCHES ?= bench_align bench_recall bench_neighbours bench_generate bench_mae_th
 bench: precompute test-install
 	@for b in $(BENCHES); do echo "== $$b"; OMP_NUM_THREADS=2 $(BIN)/python benchmarks/$$b.py || exit 1; done
 	@echo "== load_test (50 users, 60 s, loopback only)"; $(BIN)/python benchmarks/load_test.py --store $(PHENOMIX_HOME)/store/$(SCREEN)
+
+# A million-well embeddings-only screen through the whole precompute, then the dashboard on it:
+# about half an hour on 2 cores, so not part of `make bench` (results/million.json, callbacks_million.json).
+bench-million: install
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/bench_million.py
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/bench_callbacks_million.py
 
 clean:
 	rm -rf var

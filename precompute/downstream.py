@@ -91,15 +91,19 @@ def stage_relate(runner: Any, screen: Screen, config: Any, keys: dict[str, str],
         ctrl = _is_negative_control(wells)
         plates = wells["plate"].to_numpy()
         metrics = pd.DataFrame({"well_id": wells["well_id"].to_numpy()})
+        # Well embeddings memory-mapped, one space at a time (1.5 GB each at 10^6 wells x 384):
+        # every use below streams them in chunks instead of holding copies.
         for space in ("raw", "aligned"):
             stage, key = ("embed", keys["embed"]) if space == "raw" else ("align", keys["align"])
-            emb = runner.store.open_stage(stage, key).array("embeddings", mmap=False)
+            emb = runner.store.open_stage(stage, key).array("embeddings", mmap=True)
             metrics[f"distance_to_controls_{space}"] = relate.distance_to_plate_controls(emb, plates, ctrl)
             metrics[f"pc1_{space}"] = _first_pc(emb, ctrl)
+            del emb
         w.save_table("well_metrics", metrics)
 
-        aligned = runner.store.open_stage("align", keys["align"]).array("embeddings", mmap=False)
+        aligned = runner.store.open_stage("align", keys["align"]).array("embeddings", mmap=True)
         activity = phenotypic_activity(aligned, wells, seed=config.seed)
+        del aligned
         w.save_table("activity", _parquet_safe(activity))
 
     return runner.run_stage("relate", emb_name, {"top_k": config.top_k, "seed": config.seed},
@@ -107,26 +111,29 @@ def stage_relate(runner: Any, screen: Screen, config: Any, keys: dict[str, str],
 
 
 def _first_pc(emb: np.ndarray, ctrl: np.ndarray) -> np.ndarray:
-    """Score on the first principal component of all wells (sign fixed: controls' mean below 0)."""
-    x = emb - emb.mean(axis=0)
-    _, _, vt = np.linalg.svd(x[:: max(1, len(x) // 20000)], full_matrices=False)
-    pc = x @ vt[0]
+    """Score on the first principal component of all wells (sign fixed: controls' mean below 0).
+    The component comes from every (n // 20000)-th well; scores are (emb - mean) @ pc computed as
+    emb @ pc - mean @ pc, so no centred copy of the wells is made."""
+    mean = np.asarray(emb.mean(axis=0, dtype=np.float64), dtype=np.float32)
+    sub = np.asarray(emb[:: max(1, len(emb) // 20000)]) - mean
+    _, _, vt = np.linalg.svd(sub, full_matrices=False)
+    pc = np.asarray(emb @ vt[0]) - mean @ vt[0]
     if ctrl.any() and pc[ctrl].mean() > 0:
         pc = -pc
     return pc.astype(np.float32)
 
 
 def stage_project(runner: Any, screen: Screen, config: Any, keys: dict[str, str], emb_name: str) -> str:
-    from precompute.reduce import project
+    from precompute.reduce import project_many
 
     def compute(w) -> None:
         opts = dict(n_pca=config.pca_components, n_neighbors=config.umap_neighbors, sample=config.umap_sample, seed=config.seed)
-        raw = runner.store.open_stage("embed", keys["embed"]).array("embeddings", mmap=False)
-        aligned = runner.store.open_stage("align", keys["align"]).array("embeddings", mmap=False)
+        raw = runner.store.open_stage("embed", keys["embed"]).array("embeddings", mmap=True)
+        aligned = runner.store.open_stage("align", keys["align"]).array("embeddings", mmap=True)
         agg = runner.store.open_stage("aggregate", keys["aggregate"]).array("unit_embeddings", mmap=False)
-        w.save_array("umap_raw", project(raw, **opts)["umap"])
-        w.save_array("umap_aligned", project(aligned, **opts)["umap"])
-        w.save_array("umap_perturbations", project(agg, **opts)["umap"])
+        maps = project_many({"raw": raw, "aligned": aligned, "perturbations": agg}, **opts)
+        for name in ("raw", "aligned", "perturbations"):
+            w.save_array(f"umap_{name}", maps[name])
 
     cfg = {"pca": config.pca_components, "neighbors": config.umap_neighbors, "sample": config.umap_sample, "seed": config.seed}
     return runner.run_stage("project", emb_name, cfg, {k: keys[k] for k in ("embed", "align", "aggregate")}, compute)

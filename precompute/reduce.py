@@ -92,9 +92,44 @@ def project(
     x: np.ndarray, *, n_pca: int = 50, n_neighbors: int = 15, sample: int = 100_000, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """PCA (fit on the UMAP sample when large) then UMAP. Returns {'pca': (n,k), 'umap': (n,2)}."""
+    pcs = _pcs(x, n_pca, sample, seed)
+    return {"pca": pcs, "umap": umap_2d(pcs, n_neighbors=n_neighbors, sample=sample, seed=seed)}
+
+
+def _pcs(x: np.ndarray, n_pca: int, sample: int, seed: int) -> np.ndarray:
     n = x.shape[0]
     fit_rows = None
     if n > sample:
         fit_rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
-    pcs = pca_reduce(x, n_pca, seed=seed, fit_rows=fit_rows)
-    return {"pca": pcs, "umap": umap_2d(pcs, n_neighbors=n_neighbors, sample=sample, seed=seed)}
+    return pca_reduce(x, n_pca, seed=seed, fit_rows=fit_rows)
+
+
+def project_many(arrays: dict[str, np.ndarray], *, parallel_from: int = 200_000, **opts) -> dict[str, np.ndarray]:
+    """``project(x, **opts)['umap']`` for each named array. When the largest has at least
+    ``parallel_from`` rows and there are two cores, the first array is projected in a worker
+    process while this one does the rest: a seeded UMAP runs on one thread only (that is what keeps
+    it reproducible), so a second core otherwise idles through the longest stage. Results are the
+    same either way (each projection is single-threaded with its own fixed seed)."""
+    import os
+
+    names = list(arrays)
+    big = max((len(a) for a in arrays.values()), default=0) >= parallel_from
+    if len(names) < 2 or not big or (os.cpu_count() or 1) < 2:
+        return {k: project(arrays[k], **opts)["umap"] for k in names}
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # PCA here (BLAS, both cores), then only the (n, 50) components travel to the worker
+    n_pca, sample, seed = opts.get("n_pca", 50), opts.get("sample", 100_000), opts.get("seed", 0)
+    pcs = _pcs(arrays[names[0]], n_pca, sample, seed)
+    umap_opts = {"n_neighbors": opts.get("n_neighbors", 15), "sample": sample, "seed": seed}
+    # spawn, not fork: numba's threading layer, once started in this process, does not survive a fork
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        first = pool.submit(_umap_worker, pcs, umap_opts)
+        out = {k: project(arrays[k], **opts)["umap"] for k in names[1:]}
+        out[names[0]] = first.result()
+    return {k: out[k] for k in names}
+
+
+def _umap_worker(pcs: np.ndarray, opts: dict) -> np.ndarray:
+    return umap_2d(pcs, **opts)

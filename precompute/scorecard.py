@@ -69,8 +69,9 @@ def evaluate_run(store: Any, screen: Screen, per_embedder: dict[str, dict[str, A
         spaces = {"raw": ("embed", keys["embed"])}
         spaces.update({method: ("align", key) for method, key in keys["align"].items()})
         for space, (stage, key) in spaces.items():
-            # one space in memory at a time: 1.5 GB each at 10^6 wells x 384
-            emb = store.open_stage(stage, key).array("embeddings", mmap=False)
+            # memory-mapped, one space at a time (1.5 GB each at 10^6 wells x 384): the metrics below
+            # stream it in chunks or take samples, so only the pages in use stay resident
+            emb = store.open_stage(stage, key).array("embeddings", mmap=True)
             log.info("evaluate  %-12s %-12s", emb_name, space)
             for label_name, labels in (("batch", batches), ("plate_row", rows_label)):
                 if len(np.unique(labels)) > 1:

@@ -175,3 +175,22 @@ def test_typed_array_round_trips_through_base64():
     np.testing.assert_array_equal(np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.float32), a)
     with pytest.raises(ValueError, match="dtype"):
         typed_array(np.array(["x"]))
+
+
+def test_a_million_points_make_a_small_figure_that_keeps_the_clicked_point():
+    """At 10^6 wells the browser gets a 50,000-point sample plus a density of all points: the figure
+    stays a few MB (the map page's budget is 10 MB for two maps), and the clicked row is drawn even
+    when it is not in the sample."""
+    rng = np.random.default_rng(3)
+    n = 1_000_000
+    xy = rng.normal(size=(n, 2)).astype(np.float32)
+    df = pd.DataFrame({"perturbation_type": rng.choice(["crispr", "compound", "negative_control"], n)})
+    rows = sample_indices(n)
+    clicked = int(np.setdiff1d(np.arange(1000), rows)[0])  # a row outside the sample
+    hover = np.array([f"W{i:07d} · plate P{i % 700}<br>GENE{i % 17000} (CRISPR)" for i in range(n)], dtype=object)
+    fig = embedding_figure(xy, colour_values(df, "perturbation_type"), hover_text=hover, highlight=clicked)
+    size = len(fig.to_json())
+    assert size < 4_500_000, size
+    assert len(fig.data[0].x) == len(rows) == 50_000
+    assert (fig.data[1].x[0], fig.data[1].y[0]) == pytest.approx((xy[clicked, 0], xy[clicked, 1]))
+    assert fig.data[2].type == "heatmap"

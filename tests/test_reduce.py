@@ -39,3 +39,14 @@ def test_sampled_umap_is_deterministic_and_keeps_fitted_rows():
     b = umap_2d(x, sample=1000, seed=0)
     assert a.shape == (1500, 2) and np.isfinite(a).all()
     np.testing.assert_array_equal(a, b)
+
+
+def test_projecting_several_arrays_in_a_worker_gives_the_same_maps():
+    from precompute.reduce import project, project_many
+
+    x, _ = _clusters(1200, seed=2)
+    y, _ = _clusters(800, seed=3)
+    opts = {"n_pca": 8, "n_neighbors": 10, "sample": 1000, "seed": 0}
+    both = project_many({"a": x, "b": y}, parallel_from=1000, **opts)  # a goes to the worker process
+    np.testing.assert_array_equal(both["a"], project(x, **opts)["umap"])
+    np.testing.assert_array_equal(both["b"], project(y, **opts)["umap"])
