@@ -229,7 +229,19 @@ def sample_indices(n: int, max_points: int = MAX_POINTS, sample_size: int | None
 def density_trace(xy: np.ndarray, bins: int = 160) -> go.Heatmap:
     """2-D histogram of all points as a grey heatmap (log counts), drawn under the sampled points."""
     finite = np.isfinite(xy).all(axis=1)
-    h, xe, ye = np.histogram2d(xy[finite, 0], xy[finite, 1], bins=bins)
+    pts = xy[finite] if not finite.all() else xy
+    edges, codes = [], []
+    for dim in (0, 1):
+        # Equal-width bins by arithmetic + one bincount: np.histogram2d binary-searches every
+        # point (0.2 s per map at 10^6 points, twice per page); same bins, max value in the last.
+        v = pts[:, dim].astype(np.float64)
+        lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges.append(np.linspace(lo, hi, bins + 1))
+        codes.append(np.minimum(((v - lo) * (bins / (hi - lo))).astype(np.int64), bins - 1))
+    h = np.bincount(codes[0] * bins + codes[1], minlength=bins * bins).reshape(bins, bins)
+    xe, ye = edges
     z = np.log1p(h.T).astype(np.float32)
     z[z == 0] = np.nan  # empty bins stay transparent
     return go.Heatmap(x=((xe[:-1] + xe[1:]) / 2).astype(np.float32), y=((ye[:-1] + ye[1:]) / 2).astype(np.float32),
