@@ -11,6 +11,7 @@ from phenomix_dash.figures.map import (
     benchmark_summary,
     colour_marker,
     colour_values,
+    density_trace,
     edge_distance,
     embedding_figure,
     sample_indices,
@@ -194,3 +195,13 @@ def test_a_million_points_make_a_small_figure_that_keeps_the_clicked_point():
     assert len(fig.data[0].x) == len(rows) == 50_000
     assert (fig.data[1].x[0], fig.data[1].y[0]) == pytest.approx((xy[clicked, 0], xy[clicked, 1]))
     assert fig.data[2].type == "heatmap"
+
+
+def test_a_density_computed_before_is_used_as_is():
+    rng = np.random.default_rng(4)
+    xy = rng.normal(size=(3000, 2))
+    spec = colour_values(pd.DataFrame({"v": rng.random(3000)}), "v")
+    dens = density_trace(xy, bins=40)
+    fig = embedding_figure(xy, spec, max_points=1000, density=dens)
+    assert np.asarray(fig.data[2].z).shape == (40, 40)
+    np.testing.assert_array_equal(np.asarray(fig.data[2].z), np.asarray(dens.z))

@@ -264,12 +264,14 @@ def embedding_figure(
     seed: int = 0,
     highlight: int | None = None,
     unit: str = "wells",
+    density: go.Heatmap | None = None,
 ) -> go.Figure:
     """UMAP scatter: xy (n, 2); spec from `colour_values` over the same n rows.
 
     Traces: 0 = points (Scattergl), 1 = highlighted point (the clicked row, empty if none),
     2 = density of all points (only when n > max_points). ``hover_text`` has one entry per row
     (n), or per drawn row when a sample is drawn. ``highlight`` is a row index into xy.
+    ``density``: `density_trace(xy)` computed before (callers cache it: it depends on xy only).
     """
     xy = np.asarray(xy, dtype=np.float32)
     if xy.ndim != 2 or xy.shape[1] != 2:
@@ -293,7 +295,7 @@ def embedding_figure(
                                marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#000"}}))
     subtitle = f"{n:,} {unit}"
     if rows is not None:
-        fig.add_trace(density_trace(xy))
+        fig.add_trace(density if density is not None else density_trace(xy))
         subtitle = f"{len(rows):,} of {n:,} {unit} drawn; grey = density of all {unit}"
     fig.update_layout(
         title={"text": f"{title}<br><sup>{subtitle}</sup>" if title else subtitle, "x": 0.01, "font": {"size": 15}},

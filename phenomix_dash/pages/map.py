@@ -22,6 +22,7 @@ from phenomix_dash.figures.map import (
     MAX_POINTS,
     batch_correction_figure,
     colour_marker,
+    density_trace,
     embedding_figure,
     hover_template,
     marker_size,
@@ -323,13 +324,20 @@ def full_figure(d, level: str, space: str, color: str, point: str | None, sel: s
     if level == "perturbations":
         title = "Perturbations (aggregated aligned embeddings)"
     fig = embedding_figure(xy, spec, hover_text=hover_texts(d, level), title=title, highlight=hi,
-                           unit="wells" if level == "wells" else "perturbations")
+                           unit="wells" if level == "wells" else "perturbations",
+                           density=_density(d, level, space) if sample_indices(len(xy), MAX_POINTS) is not None else None)
     fig.update_layout(clickmode="event")  # a click opens the panel; it must not replace the lasso selection
     fig.update_traces(unselected={"marker": {"opacity": 0.12}}, selector={"name": fig.data[0].name})
     picked = _selected_points(d, level, space, sel)
     if picked is not None:
         fig.data[0].selectedpoints = picked
     return fig
+
+
+@cached_on_store(maxsize=4)
+def _density(d, level: str, space: str):
+    """The density layer of a large map depends on the store only: binned once per process."""
+    return density_trace(point_coordinates(d, level, space))
 
 
 def _selected_points(d, level: str, space: str, sel: str | None) -> list[int] | None:
