@@ -134,6 +134,9 @@ def stage_project(runner: Any, screen: Screen, config: Any, keys: dict[str, str]
         maps = project_many({"raw": raw, "aligned": aligned, "perturbations": agg}, **opts)
         for name in ("raw", "aligned", "perturbations"):
             w.save_array(f"umap_{name}", maps[name])
+        w.info["umap"] = {"fitted_on": {k: int(min(len(a), config.umap_sample)) for k, a in
+                                        (("raw", raw), ("aligned", aligned), ("perturbations", agg))},
+                          "others": "placed at the weighted mean of their fitted neighbours (docs/artifacts.md)"}
 
     cfg = {"pca": config.pca_components, "neighbors": config.umap_neighbors, "sample": config.umap_sample, "seed": config.seed}
     return runner.run_stage("project", emb_name, cfg, {k: keys[k] for k in ("embed", "align", "aggregate")}, compute)
@@ -146,7 +149,10 @@ def stage_evaluate(runner: Any, screen: Screen, config: Any, per_embedder: dict[
               for m, key in (node.items() if isinstance(node, dict) else [("-", node)])}
 
     def compute(w) -> None:
+        from precompute.scorecard import MAX_REPLICATE_ENTITIES
+
         result = evaluate_run(runner.store, screen, per_embedder, config)
+        w.info["replicate_map_sample"] = f"at most {MAX_REPLICATE_ENTITIES} perturbations (seeded) query; see docs/artifacts.md"
         for name, df in result.pop("tables", {}).items():
             w.save_table(name, _parquet_safe(df))
         w.save_json("benchmarks", result)
