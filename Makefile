@@ -48,7 +48,7 @@ lint: test-install
 	$(BIN)/ruff check .
 
 # Scripts, not tests: each prints a table and writes JSON to benchmarks/results/.
-BENCHES ?= bench_align bench_recall bench_neighbours bench_generate bench_mae_throughput real_data_report mae_transfer
+BENCHES ?= bench_align bench_align_scale bench_activity bench_recall bench_neighbours bench_generate bench_mae_throughput real_data_report mae_transfer
 bench: precompute test-install
 	@for b in $(BENCHES); do echo "== $$b"; OMP_NUM_THREADS=2 $(BIN)/python benchmarks/$$b.py || exit 1; done
 	@echo "== load_test (50 users, 60 s, loopback only)"; $(BIN)/python benchmarks/load_test.py --store $(PHENOMIX_HOME)/store/$(SCREEN)
