@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+import threading
 from pathlib import Path
 
 import dash
@@ -58,4 +61,17 @@ def create_app(settings: Settings | None = None, environ: dict[str, str] | None 
     # done before it finishes: two concurrent first requests to a fresh gunicorn worker then see a
     # half-filled map ("unknown callback"). One request here, in one thread, does it up front.
     app.server.test_client().get("/_dash-dependencies")
+    threading.Thread(target=_warm_pages, name="phenomix-warm-up", daemon=True).start()
     return app
+
+
+def _warm_pages() -> None:
+    """Let pages fill their per-process caches (a page module's ``warm_up``) in the background, so
+    the first visitor after a start does not pay for them."""
+    for page in list(dash.page_registry.values()):
+        warm = getattr(sys.modules.get(page.get("module", "")), "warm_up", None)
+        if callable(warm):
+            try:
+                warm()
+            except Exception:  # a warm-up must never take the server down
+                logging.getLogger(__name__).exception("warm-up of page %s failed", page.get("path"))

@@ -334,6 +334,15 @@ def full_figure(d, level: str, space: str, color: str, point: str | None, sel: s
     return fig
 
 
+def warm_up() -> None:
+    """Draw the page's first view once at server start: coordinates, the density layer, colours and
+    hover text are cached per process, and cold they cost ~1 s at a million wells."""
+    try:
+        map_update(get_data(), *clean_state(None, None, None)[:3], None, None, None, set())
+    except (DataUnavailable, ValueError, KeyError):
+        pass  # no store yet: the page says so itself
+
+
 @cached_on_store(maxsize=4)
 def _density(d, level: str, space: str):
     """The density layer of a large map depends on the store only: binned once per process."""
