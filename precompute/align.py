@@ -137,10 +137,15 @@ def _pca_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
         _, sing, vt = scipy.linalg.svd(x - mean, full_matrices=False)
     k = min(n, d)
-    vt, sing = vt[:k], sing[:k]
-    signs = np.sign(vt[np.arange(k), np.argmax(np.abs(vt), axis=1)])
+    return mean, _flip_signs(vt[:k]), sing[:k]
+
+
+def _flip_signs(components: np.ndarray) -> np.ndarray:
+    """sklearn's svd_flip(u_based_decision=False): each component's largest-magnitude entry positive."""
+    k = components.shape[0]
+    signs = np.sign(components[np.arange(k), np.argmax(np.abs(components), axis=1)])
     signs[signs == 0] = 1.0
-    return mean, vt * signs[:, None], sing
+    return components * signs[:, None]
 
 
 def _inv_sqrt_psd(c: np.ndarray, what: str = "covariance") -> np.ndarray:

@@ -24,8 +24,10 @@ import numpy as np
 
 from precompute.align import (
     AlignmentError,
+    _apply_affine,
     _batch_groups,
     _check_inputs,
+    _flip_signs,
     _out_dtype,
     _pca_fit,
     _scaler_stats,
@@ -87,37 +89,29 @@ def pca_tvn(
     if k > emb.shape[0]:
         raise AlignmentError(f"PCA-TVN: {k} components asked for but only {emb.shape[0]} wells")
     stats = _batch_stats(emb, batches)
-
-    # Covariance of the standardised wells, accumulated in chunks so a million wells never need a
-    # second float64 copy of the whole matrix.
     n = emb.shape[0]
-    gram = np.zeros((d, d))
-    total = np.zeros(d)
-    for rows, mean, scale in stats:
-        for lo in range(0, rows.size, _CHUNK):
-            z = (emb[rows[lo:lo + _CHUNK]].astype(np.float64) - mean) / scale
-            gram += z.T @ z
-            total += z.sum(axis=0)
-    if n >= 10 * d:  # sklearn's covariance_eigh branch; _pca_fit reproduces it from the rows
+    if n >= 10 * d:
+        # sklearn's covariance_eigh branch, from a Gram matrix accumulated in chunks so a million
+        # wells never need a float64 copy of the whole matrix.
+        gram, total = np.zeros((d, d)), np.zeros(d)
+        for rows, mean, scale in stats:
+            for lo in range(0, rows.size, _CHUNK):
+                z = (emb[rows[lo:lo + _CHUNK]].astype(np.float64) - mean) / scale
+                gram += z.T @ z
+                total += z.sum(axis=0)
         mu = total / n
-        cov = (gram - n * np.outer(mu, mu)) / (n - 1)
-        evals, evecs = np.linalg.eigh(cov)
-        comps = evecs[:, ::-1].T[:k]
-        signs = np.sign(comps[np.arange(k), np.argmax(np.abs(comps), axis=1)])
-        signs[signs == 0] = 1.0
-        comps = comps * signs[:, None]
+        evals, evecs = np.linalg.eigh((gram - n * np.outer(mu, mu)) / (n - 1))
+        comps = _flip_signs(evecs[:, ::-1].T[:k])
     else:  # small screens: exact SVD of the standardised wells, as sklearn's 'full' solver
         z = np.empty((n, d))
         for rows, mean, scale in stats:
             z[rows] = (emb[rows].astype(np.float64) - mean) / scale
         mu, comps, _ = _pca_fit(z)
         comps = comps[:k]
-    mu = total / n
+    # standardise-then-project is one affine map per batch: x @ (comps.T / scale) - (mean / scale + mu) @ comps.T
     reduced = np.empty((n, k))
     for rows, mean, scale in stats:
-        for lo in range(0, rows.size, _CHUNK):
-            chunk = rows[lo:lo + _CHUNK]
-            reduced[chunk] = ((emb[chunk].astype(np.float64) - mean) / scale - mu) @ comps.T
+        _apply_affine(emb, rows, comps.T / scale[:, None], -(mean / scale + mu) @ comps.T, reduced)
     out = tvn_on_controls(reduced, is_control, batches, reg=reg, fallback=fallback)
     info = {"recipe": "pca_tvn", "pca_components": k, "input_dim": d,
             "n_components_rule": "auto" if n_components == "auto" else "given"}

@@ -31,8 +31,9 @@ STAGES: tuple[str, ...] = ("ingest", "embed", "align", "aggregate", "relate", "p
 # Bump a stage's version when its code changes what it writes: old artifacts are then not reused.
 STAGE_VERSIONS: dict[str, str] = {s: "1" for s in STAGES}
 # relate 2: activity APs ranked per plate (was copairs' pairs); project 2: points beyond the UMAP
-# sample placed from their fitted neighbours; evaluate 2: replicate mAP on a sample of perturbations.
-STAGE_VERSIONS.update(relate="2", project="2", evaluate="2")
+# sample placed from their fitted neighbours; evaluate 2: replicate mAP on a sample of perturbations;
+# align 2: float32 embeddings are multiplied in float32 (TVN, spherize, the PCA-TVN projection).
+STAGE_VERSIONS.update(align="2", relate="2", project="2", evaluate="2")
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "mae_tiny_demo"
 
 
