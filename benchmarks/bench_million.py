@@ -161,10 +161,10 @@ def main() -> int:
     for r in run["reports"]:
         label = f"{r['stage']} {r['name']}"
         s = sampler.stats.get(label, {})
-        loads = s.get("load_avg_1min") or [float("nan")]
+        loads = s.get("load_avg_1min") or []  # none sampled for a cached stage: null, not NaN (strict JSON)
         rows.append({"stage": r["stage"], "name": r["name"], "cached": r["skipped"], "seconds": round(r["seconds"], 1),
                      "cpu_s": round(s.get("cpu_s", 0.0), 1), "peak_rss_gb": round(s.get("peak_rss_gb", 0.0), 2),
-                     "load_avg_1min_mean": round(sum(loads) / len(loads), 2), "rows": r["rows"]})
+                     "load_avg_1min_mean": round(sum(loads) / len(loads), 2) if loads else None, "rows": r["rows"]})
     after = [r for r in rows if r["stage"] in ("align", "aggregate", "relate", "project") and not r["cached"]]
     goal_s = sum(r["seconds"] for r in after)
     result = {
@@ -184,7 +184,7 @@ def main() -> int:
     for r in rows:
         sec = "cached" if r["cached"] else f"{r['seconds']:.1f}"
         print(f"{r['stage']:<10}{r['name']:<22}{sec:>9}{r['cpu_s']:>8.1f}{r['peak_rss_gb']:>10.2f}"
-              f"{r['load_avg_1min_mean']:>6.2f}")
+              f"{'-' if r['load_avg_1min_mean'] is None else format(r['load_avg_1min_mean'], '.2f'):>6}")
     print(f"{result['n_wells']:,} wells: align..project {goal_s:.0f} s (goal 900), evaluate {result['evaluate_s']:.0f} s, "
           f"peak {result['peak_rss_gb']:.2f} GiB (goal 12), pipeline wall {wall:.0f} s")
     out = REPO / "benchmarks" / "results" / f"{tag}.json"
