@@ -105,24 +105,10 @@ def one_size(n: int, d: int) -> dict:
     del ref, recipe
     _emit(row)
 
-    from pycytominer import normalize
+    from reference_pycytominer import spherize_per_batch
 
-    cols = [f"f{i}" for i in range(d)]
-    df = pd.DataFrame(x, columns=cols)
-    df.insert(0, "Metadata_batch", batches)
-    df.insert(1, "Metadata_ctrl", np.where(ctrl, "ctrl", "trt"))
-
-    def pycytominer_per_batch() -> pd.DataFrame:
-        parts = [normalize(profiles=part, features=cols, meta_features=["Metadata_batch", "Metadata_ctrl"],
-                           samples="Metadata_ctrl == 'ctrl'", method="spherize", spherize_method="ZCA-cor",
-                           spherize_epsilon=1e-6, spherize_center=True)
-                 for _, part in df.groupby("Metadata_batch", sort=False)]
-        return pd.concat(parts).loc[df.index]
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref_df, row["spherize_pycytominer_s"] = _timed(pycytominer_per_batch, 1 if n > 200_000 else None)
-    ref_sph = ref_df[cols].to_numpy()
+    ref_sph, row["spherize_pycytominer_s"] = _timed(
+        lambda: spherize_per_batch(x, ctrl, batches, "ZCA-cor", 1e-6), 1 if n > 200_000 else None)
     row["spherize_max_abs_diff"] = float(np.abs(ref_sph - sph64).max())
     row["spherize_max_abs_diff_float32"] = float(np.abs(ref_sph - sph).max())
     _emit(row)
@@ -191,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
             r["spherize_speedup"] = round(r["spherize_pycytominer_s"] / r["spherize_ours_s"], 1)
     print(f"{'wells':>9} {'TVN ours':>9} {'EFAAR':>8} {'x':>6} {'diff':>8} | {'sph ours':>8} {'pycyto':>8} {'x':>6} {'diff':>8} | {'PCA-TVN':>8} {'EFAAR':>7} {'x':>5}")
     for r in rows:
-        def f(k, fmt="{:.2f}"):
+        def f(k, fmt="{:.2f}", r=r):
             return fmt.format(r[k]) if k in r else "-"
         print(f"{r['n_wells']:>9} {f('tvn_ours_s'):>9} {f('tvn_efaar_s'):>8} {f('tvn_speedup', '{}'):>6} "
               f"{f('tvn_max_abs_diff', '{:.0e}'):>8} | {f('spherize_ours_s'):>8} {f('spherize_pycytominer_s'):>8} "
