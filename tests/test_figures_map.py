@@ -91,8 +91,9 @@ def test_categorical_marker_is_a_stepped_scale_with_names_on_the_bar(wells):
 def test_embedding_figure_is_scattergl_with_umap_axes(wells):
     xy = np.random.default_rng(1).normal(size=(len(wells), 2))
     fig = embedding_figure(xy, colour_values(wells, "batch"), hover_text=list(wells["well_id"]), title="Raw", highlight=3)
-    assert [t.type for t in fig.data] == ["scattergl", "scattergl"]
+    assert [t.type for t in fig.data] == ["scattergl", "scattergl", "scattergl"]
     assert len(fig.data[0].x) == len(wells)
+    assert fig.data[2].name == "no value" and len(fig.data[2].x) == 0 and not fig.data[2].showlegend  # none missing
     assert fig.layout.xaxis.title.text == "UMAP 1" and fig.layout.yaxis.title.text == "UMAP 2"
     assert fig.data[0].marker.colorbar.title.text == "batch"
     assert fig.data[1].x == (pytest.approx(xy[3, 0]),)
@@ -107,7 +108,7 @@ def test_beyond_max_points_draw_density_and_a_seeded_sample():
     df = pd.DataFrame({"v": rng.random(n)})
     fig = embedding_figure(xy, colour_values(df, "v"), hover_text=[str(i) for i in range(n)], max_points=1000,
                            sample_size=400)
-    assert [t.type for t in fig.data] == ["scattergl", "scattergl", "heatmap"]
+    assert [t.type for t in fig.data] == ["scattergl", "scattergl", "heatmap", "scattergl"]
     rows = sample_indices(n, 1000, 400)
     assert len(fig.data[0].x) == 400 and np.all(np.diff(rows) > 0)
     np.testing.assert_allclose(fig.data[0].x, xy[rows, 0].astype(np.float32))

@@ -1,8 +1,11 @@
 """The map: UMAP scatter of wells or perturbations, coloured by any column, and the batch-correction summary.
 
-Design for size: one Scattergl trace carries every drawn point (coordinates as float32 typed
-arrays, colour as a small integer/float array), so a colour change is a `Patch` of
-``data[0].marker`` and nothing else. Above ``max_points`` the figure draws a server-side density
+Design for size: one Scattergl trace carries every drawn point that has a value (coordinates as
+float32 typed arrays, colour as a small integer/float array), so a colour change is a `Patch` of
+``data[0].marker`` and nothing else. Points with no value for the colouring are never given one:
+they go to the last trace, grey and named "no value" (legend entry and hover say so); while any
+point is split off, both point traces carry ``customdata`` = the point's position among the drawn
+points, so a click on either maps back to its row. Above ``max_points`` the figure draws a server-side density
 (2-D histogram of ALL points) under a seeded random sample of points; `sample_indices` recomputes
 that sample from (n, max_points, seed) alone, so a callback maps a clicked ``pointIndex`` back to
 its row without shipping indices to the browser.
@@ -21,10 +24,16 @@ from plotly.subplots import make_subplots
 
 from precompute.contract import PLATE_FORMATS, row_letters
 
-from .palette import OKABE_ITO, PERTURBATION_TYPE_COLOURS, PERTURBATION_TYPE_LABELS, SEQUENTIAL
+from .palette import (
+    NO_VALUE,
+    NO_VALUE_COLOUR,
+    OKABE_ITO,
+    PERTURBATION_TYPE_COLOURS,
+    PERTURBATION_TYPE_LABELS,
+    SEQUENTIAL,
+)
 
 MAX_POINTS = 200_000
-MISSING_COLOUR = "#BBBBBB"
 OTHER_COLOUR = "#DDDDDD"
 
 # Derived colourings offered on top of the table's own columns: value -> label.
@@ -47,6 +56,8 @@ class ColourSpec:
     values: (n,) uint8/int16 category codes (categorical) or float32 with NaN (numeric).
     categories/colours: category names and their hex colours, in code order (categorical only).
     ticks: optional (tickvals, ticktext) for a numeric colour bar (plate row letters).
+    missing: (n,) bool, True where the row has no value (drawn grey as "no value"); None when
+    every row has one. The codes/values of missing rows mean nothing and are never drawn.
     """
 
     values: np.ndarray
@@ -56,6 +67,12 @@ class ColourSpec:
     colours: tuple[str, ...] = ()
     ticks: tuple[tuple[float, ...], tuple[str, ...]] | None = None
     n_levels: int = 0  # > 0: too many levels to name; values are level codes modulo the palette (colours repeat)
+    missing: np.ndarray | None = None
+
+
+def _missing_mask(missing: np.ndarray) -> np.ndarray | None:
+    missing = np.asarray(missing, dtype=bool)
+    return missing if missing.any() else None
 
 
 def edge_distance(row: np.ndarray, col: np.ndarray, plate_format: int = 384) -> np.ndarray:
@@ -72,13 +89,14 @@ def _categorical(values: pd.Series, label: str, max_categories: int, fixed: dict
     'other' (a few dominant levels matter, e.g. perturbations) or, with ``cycle``, every level keeps
     its own code and the palette repeats (levels of equal weight, e.g. plates: neighbours in the
     natural order get different colours, so plate structure stays visible)."""
-    s = values.astype("string").fillna("missing")
+    s = values.astype("string")
+    missing = _missing_mask(s.isna().to_numpy())  # drawn as "no value", never as a category
     counts = s.value_counts()
     if cycle and len(counts) > max_categories:
         order = sorted(counts.index, key=_natural_key)
-        codes = pd.Categorical(s, categories=order).codes % len(OKABE_ITO)
+        codes = np.maximum(pd.Categorical(s, categories=order).codes, 0) % len(OKABE_ITO)
         return ColourSpec(codes.astype(np.uint8), "categorical", label, tuple(OKABE_ITO), tuple(OKABE_ITO),
-                          n_levels=len(order))
+                          n_levels=len(order), missing=missing)
     if fixed:
         order = [k for k in fixed if k in counts.index] + sorted(set(counts.index) - set(fixed))
     else:
@@ -87,14 +105,12 @@ def _categorical(values: pd.Series, label: str, max_categories: int, fixed: dict
         keep = set(counts.index[: max_categories - 1])
         order = [c for c in order if c in keep] + ["other"]
         s = s.where(s.isin(keep), "other")
-    codes = pd.Categorical(s, categories=order).codes
+    codes = np.maximum(pd.Categorical(s, categories=order).codes, 0)
     colours = []
     palette_i = 0
     for cat in order:
         if fixed and cat in fixed:
             colours.append(fixed[cat])
-        elif cat == "missing":
-            colours.append(MISSING_COLOUR)
         elif cat == "other":
             colours.append(OTHER_COLOUR)
         else:
@@ -102,7 +118,12 @@ def _categorical(values: pd.Series, label: str, max_categories: int, fixed: dict
             palette_i += 1
     names = tuple(PERTURBATION_TYPE_LABELS.get(c, c) if fixed is PERTURBATION_TYPE_COLOURS else c for c in order)
     dtype = np.uint8 if len(order) < 256 else np.int16
-    return ColourSpec(codes.astype(dtype), "categorical", label, names, tuple(colours))
+    return ColourSpec(codes.astype(dtype), "categorical", label, names, tuple(colours), missing=missing)
+
+
+def _numeric(v: np.ndarray, label: str, ticks: tuple | None = None) -> ColourSpec:
+    v = np.asarray(v, dtype=np.float32)
+    return ColourSpec(v, "numeric", label, ticks=ticks, missing=_missing_mask(~np.isfinite(v)))
 
 
 def _natural_key(s: str) -> tuple:
@@ -123,11 +144,13 @@ def colour_values(table: pd.DataFrame, color_by: str, *, plate_format: int = 384
     if color_by == "edge_distance":
         if not {"row", "col"} <= set(table.columns):
             raise ValueError("cannot colour by distance to plate edge: the table has no row/col columns")
-        return ColourSpec(edge_distance(table["row"].to_numpy(), table["col"].to_numpy(), plate_format), "numeric", label)
+        rows, cols = (table[c].to_numpy(dtype=np.float32, na_value=np.nan) for c in ("row", "col"))
+        return _numeric(edge_distance(rows, cols, plate_format), label)
     if color_by == "control":
         if "perturbation_type" not in table.columns:
             raise ValueError("cannot colour by control vs treatment: the table has no perturbation_type column")
-        s = table["perturbation_type"].astype("string").map(lambda t: _CONTROL_LABELS.get(t, "treatment"))
+        t = table["perturbation_type"].astype("string")
+        s = t.map(lambda x: _CONTROL_LABELS.get(x, "treatment")).where(t.notna())  # unknown type: no value
         fixed = {"negative control": PERTURBATION_TYPE_COLOURS["negative_control"],
                  "positive control": PERTURBATION_TYPE_COLOURS["positive_control"], "treatment": "#0072B2"}
         return _categorical(s, label, max_categories, fixed)
@@ -137,24 +160,27 @@ def colour_values(table: pd.DataFrame, color_by: str, *, plate_format: int = 384
     if color_by in ("batch", "plate"):
         return _categorical(values, label, max_categories, cycle=True)
     if color_by in ("row", "col"):
-        v = values.to_numpy(dtype=np.float32)
+        v = values.to_numpy(dtype=np.float32, na_value=np.nan)
         ticks = None
         if color_by == "row":
             step = 1 if np.nanmax(v, initial=1) <= 16 else 4
             tv = tuple(float(r) for r in range(1, int(np.nanmax(v, initial=1)) + 1, step))
             ticks = (tv, tuple(row_letters(int(r)) for r in tv))
-        return ColourSpec(v, "numeric", label, ticks=ticks)
+        return _numeric(v, label, ticks)
     if color_by == "perturbation_type":
         return _categorical(values, label, max_categories, PERTURBATION_TYPE_COLOURS)
     if pd.api.types.is_bool_dtype(values):
         return _categorical(values.map({True: "yes", False: "no"}), label, max_categories)
     if pd.api.types.is_numeric_dtype(values):
-        return ColourSpec(values.to_numpy(dtype=np.float32, na_value=np.nan), "numeric", label)
+        return _numeric(values.to_numpy(dtype=np.float32, na_value=np.nan), label)
     return _categorical(values, label, max_categories)
 
 
 def colour_marker(spec: ColourSpec, rows: np.ndarray | None = None, *, size: float = 5.0) -> dict[str, Any]:
-    """The ``marker`` dict for the points trace (also what a colour-change Patch writes)."""
+    """The ``marker`` dict for the points trace (also what a colour-change Patch writes).
+
+    ``rows``: the rows drawn in that trace, all with a value (see `point_traces`); NaN is never
+    replaced by a number here."""
     v = spec.values if rows is None else spec.values[rows]
     marker: dict[str, Any] = {"size": size, "opacity": 0.8, "line": {"width": 0}}
     if spec.kind == "categorical":
@@ -167,7 +193,7 @@ def colour_marker(spec: ColourSpec, rows: np.ndarray | None = None, *, size: flo
         # Colour bars run bottom-up: the value k-1-code puts the first category at the top.
         k = max(len(spec.categories), 1)
         scale = []
-        for i, c in enumerate(reversed(spec.colours or (MISSING_COLOUR,))):
+        for i, c in enumerate(reversed(spec.colours or (NO_VALUE_COLOUR,))):
             scale += [[i / k, c], [(i + 1) / k, c]]
         marker.update(color=(k - 1 - v.astype(np.int16)).astype(v.dtype), colorscale=scale, cmin=-0.5, cmax=k - 0.5,
                       showscale=True, colorbar={"title": {"text": spec.label}, "tickvals": list(range(k)),
@@ -177,12 +203,12 @@ def colour_marker(spec: ColourSpec, rows: np.ndarray | None = None, *, size: flo
     else:
         finite = v[np.isfinite(v)]
         lo, hi = (float(np.percentile(finite, 1)), float(np.percentile(finite, 99))) if finite.size else (0.0, 1.0)
-        if spec.ticks:  # positional colourings use their full range
-            lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+        if spec.ticks and finite.size:  # positional colourings use their full range
+            lo, hi = float(finite.min()), float(finite.max())
         bar: dict[str, Any] = {"title": {"text": spec.label}, "thickness": 14}
         if spec.ticks:
             bar.update(tickvals=list(spec.ticks[0]), ticktext=list(spec.ticks[1]))
-        marker.update(color=np.nan_to_num(v, nan=lo).astype(np.float32), colorscale=SEQUENTIAL, cmin=lo,
+        marker.update(color=np.asarray(v, dtype=np.float32), colorscale=SEQUENTIAL, cmin=lo,
                       cmax=hi if hi > lo else lo + 1, showscale=True, colorbar=bar)
     return marker
 
@@ -206,6 +232,63 @@ def hover_template(spec: ColourSpec) -> str:
     if spec.kind == "numeric" and not spec.ticks:
         return "%{text}<br>" + spec.label + " = %{marker.color:.3g}<extra></extra>"
     return "%{text}<extra></extra>"
+
+
+def no_value_hover_template(spec: ColourSpec) -> str:
+    return "%{text}<br>" + spec.label + ": " + NO_VALUE + "<extra></extra>"
+
+
+def drawn_split(spec: ColourSpec, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Positions among the drawn points (``rows`` = `sample_indices`, None = all) with a value and
+    without one; None when every drawn point has a value (then nothing is split off)."""
+    if spec.missing is None:
+        return None
+    m = spec.missing if rows is None else spec.missing[rows]
+    if not m.any():
+        return None
+    return np.flatnonzero(~m), np.flatnonzero(m)
+
+
+def point_traces(shown: np.ndarray, spec: ColourSpec, rows: np.ndarray | None, hover_text: np.ndarray | None,
+                 size: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Properties of the two point traces: (points with a value, the grey "no value" points).
+
+    ``shown``: (m, 2) drawn coordinates; ``rows``: their rows (None = rows 0..m-1); ``hover_text``:
+    one per drawn point or None. While points are split, both carry ``customdata`` = position among
+    the drawn points (what `sample_indices` indexes), else neither does (pointIndex is that position).
+    """
+    grey_marker = {"size": size, "opacity": 0.8, "line": {"width": 0}, "color": NO_VALUE_COLOUR}
+    split = drawn_split(spec, rows)
+    if split is None:
+        valued = {"x": shown[:, 0], "y": shown[:, 1], "text": hover_text, "customdata": None,
+                  "marker": colour_marker(spec, rows, size=size)}
+        empty = np.empty(0, dtype=np.float32)
+        grey = {"x": empty, "y": empty, "text": None, "customdata": None, "showlegend": False}
+    else:
+        def part(pos: np.ndarray) -> dict[str, Any]:
+            return {"x": shown[pos, 0], "y": shown[pos, 1], "customdata": pos.astype(np.int32),
+                    "text": None if hover_text is None else hover_text[pos]}
+
+        has, no = split
+        valued = {**part(has), "marker": colour_marker(spec, has if rows is None else rows[has], size=size)}
+        grey = {**part(no), "showlegend": True}
+    valued["hovertemplate"] = hover_template(spec)
+    grey.update(marker=grey_marker, hovertemplate=no_value_hover_template(spec), name=NO_VALUE)
+    return valued, grey
+
+
+def no_value_trace_index(sampled: bool) -> int:
+    """Index of the grey "no value" trace: after the points, the clicked ring and (when a sample is
+    drawn) the density layer."""
+    return 3 if sampled else 2
+
+
+def split_positions(positions: np.ndarray, split: tuple[np.ndarray, np.ndarray] | None) -> tuple[list[int], list[int]]:
+    """Drawn-point positions (e.g. a selection) as indices into (the valued trace, the grey trace)."""
+    positions = np.asarray(positions, dtype=np.int64)
+    if split is None:
+        return positions.tolist(), []
+    return [np.flatnonzero(np.isin(part, positions)).tolist() for part in split]  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=16)
@@ -268,8 +351,9 @@ def embedding_figure(
 ) -> go.Figure:
     """UMAP scatter: xy (n, 2); spec from `colour_values` over the same n rows.
 
-    Traces: 0 = points (Scattergl), 1 = highlighted point (the clicked row, empty if none),
-    2 = density of all points (only when n > max_points). ``hover_text`` has one entry per row
+    Traces: 0 = points with a value (Scattergl), 1 = highlighted point (the clicked row, empty if
+    none), 2 = density of all points (only when n > max_points), last = grey "no value" points
+    (empty unless some drawn point has no value; see `point_traces`). ``hover_text`` has one entry per row
     (n), or per drawn row when a sample is drawn. ``highlight`` is a row index into xy.
     ``density``: `density_trace(xy)` computed before (callers cache it: it depends on xy only).
     """
@@ -287,9 +371,8 @@ def embedding_figure(
         if rows is not None and len(hover_text) == n:
             hover_text = hover_text[rows]
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=shown[:, 0], y=shown[:, 1], mode="markers", name=unit,
-                               marker=colour_marker(spec, rows, size=marker_size(len(shown))), text=hover_text,
-                               hovertemplate=hover_template(spec), showlegend=False))
+    valued, grey = point_traces(shown, spec, rows, hover_text, marker_size(len(shown)))
+    fig.add_trace(go.Scattergl(mode="markers", name=unit, showlegend=False, **valued))
     hx, hy = ([float(xy[highlight, 0])], [float(xy[highlight, 1])]) if highlight is not None and 0 <= highlight < n else ([], [])
     fig.add_trace(go.Scattergl(x=hx, y=hy, mode="markers", name="clicked", hoverinfo="skip", showlegend=False,
                                marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#000"}}))
@@ -297,12 +380,14 @@ def embedding_figure(
     if rows is not None:
         fig.add_trace(density if density is not None else density_trace(xy))
         subtitle = f"{len(rows):,} of {n:,} {unit} drawn; grey = density of all {unit}"
+    fig.add_trace(go.Scattergl(mode="markers", **grey))
     fig.update_layout(
         title={"text": f"{title}<br><sup>{subtitle}</sup>" if title else subtitle, "x": 0.01, "font": {"size": 15}},
         xaxis={"title": {"text": "UMAP 1"}, "showticklabels": False, "zeroline": False, "showgrid": False},
         yaxis={"title": {"text": "UMAP 2"}, "showticklabels": False, "zeroline": False, "showgrid": False},
         plot_bgcolor="#FFFFFF", margin={"l": 30, "r": 10, "t": 60, "b": 30}, dragmode="lasso",
         clickmode="event+select", hovermode="closest", uirevision="map", height=520,
+        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": -0.02, "yanchor": "top"},
     )
     return fig
 

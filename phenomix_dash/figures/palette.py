@@ -41,6 +41,10 @@ RXRX_CHANNEL_RGB: tuple[tuple[int, int, int], ...] = (
 DIVERGING = [[0.0, "#0072B2"], [0.5, "#F7F7F7"], [1.0, "#D55E00"]]
 SEQUENTIAL = "Viridis"
 
+# A point or cell with no measured value: one neutral grey everywhere, never a colour of a scale.
+NO_VALUE_COLOUR = "#B0B0B0"
+NO_VALUE = "no value"
+
 
 def categorical_colours(values: list[str]) -> dict[str, str]:
     """Stable colour per category; cycles through Okabe-Ito beyond eight."""

@@ -21,12 +21,14 @@ from phenomix_dash.figures.images import composite_rgb, png_data_uri
 from phenomix_dash.figures.map import (
     MAX_POINTS,
     batch_correction_figure,
-    colour_marker,
     density_trace,
+    drawn_split,
     embedding_figure,
-    hover_template,
     marker_size,
+    no_value_trace_index,
+    point_traces,
     sample_indices,
+    split_positions,
     typed_array,
 )
 from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
@@ -327,10 +329,13 @@ def full_figure(d, level: str, space: str, color: str, point: str | None, sel: s
                            unit="wells" if level == "wells" else "perturbations",
                            density=_density(d, level, space) if sample_indices(len(xy), MAX_POINTS) is not None else None)
     fig.update_layout(clickmode="event")  # a click opens the panel; it must not replace the lasso selection
-    fig.update_traces(unselected={"marker": {"opacity": 0.12}}, selector={"name": fig.data[0].name})
+    grey = no_value_trace_index(len(fig.data) > 3)
+    for t in (0, grey):
+        fig.data[t].unselected = {"marker": {"opacity": 0.12}}
     picked = _selected_points(d, level, space, sel)
     if picked is not None:
-        fig.data[0].selectedpoints = picked
+        shown = sample_indices(len(xy), MAX_POINTS)
+        fig.data[0].selectedpoints, fig.data[grey].selectedpoints = split_positions(picked, drawn_split(spec, shown))
     return fig
 
 
@@ -382,12 +387,7 @@ def map_update(d, level: str, space: str, color: str, point: str | None, sel: st
             continue
         p, changed = Patch(), False
         if MAP_COLOR in triggers and drawn.get("color") != color:
-            spec = colour_spec(d, level, color)
-            n = len(point_coordinates(d, level, s))
-            shown = sample_indices(n, MAX_POINTS)
-            marker = colour_marker(spec, shown, size=marker_size(n if shown is None else len(shown)))
-            p["data"][0]["marker"] = {**marker, "color": typed_array(marker["color"])}
-            p["data"][0]["hovertemplate"] = hover_template(spec)
+            _patch_colour(p, d, level, s, drawn.get("color"), color, sel)
             changed = True
         if MAP_POINT in triggers:
             xy = point_coordinates(d, level, s)
@@ -396,12 +396,61 @@ def map_update(d, level: str, space: str, color: str, point: str | None, sel: st
             p["data"][1]["y"] = [] if hi is None else [float(xy[hi, 1])]
             changed = True
         if MAP_SEL in triggers:
-            p["data"][0]["selectedpoints"] = _selected_points(d, level, s, sel)
+            _patch_selection(p, d, level, s, color, sel)
             changed = True
         out[s] = p if changed else no_update
     new_drawn = {"level": level, "color": color, "spaces": sorted(set(drawn["spaces"]) | set(visible))}
     return (out["raw"], out["aligned"], _SHOW if "raw" in visible else _HIDE,
             _SHOW if "aligned" in visible else _HIDE, new_drawn)
+
+
+def _patch_selection(p: Patch, d, level: str, space: str, color: str, sel: str | None) -> None:
+    n = len(point_coordinates(d, level, space))
+    shown = sample_indices(n, MAX_POINTS)
+    picked = _selected_points(d, level, space, sel)
+    grey = no_value_trace_index(shown is not None)
+    if picked is None:
+        p["data"][0]["selectedpoints"] = p["data"][grey]["selectedpoints"] = None
+        return
+    p["data"][0]["selectedpoints"], p["data"][grey]["selectedpoints"] = split_positions(
+        picked, drawn_split(colour_spec(d, level, color), shown))
+
+
+def _patch_colour(p: Patch, d, level: str, space: str, old: str | None, color: str, sel: str | None) -> None:
+    """A colour change. When the new colouring leaves the same points without a value as the old
+    one (usually: none), only the colours change; otherwise the points move between the coloured
+    trace and the grey "no value" trace (their coordinates and hover text are resent)."""
+    xy = point_coordinates(d, level, space)
+    shown = sample_indices(len(xy), MAX_POINTS)
+    spec = colour_spec(d, level, color)
+    new_split = drawn_split(spec, shown)
+    try:
+        old_split = drawn_split(colour_spec(d, level, old), shown) if old else None
+        same = (old_split is None and new_split is None) or (
+            old_split is not None and new_split is not None and np.array_equal(old_split[1], new_split[1]))
+    except (ValueError, KeyError):  # the old colouring is not one of this level's
+        same = False
+    grey = no_value_trace_index(shown is not None)
+    hover = hover_texts(d, level) if not same else None
+    if hover is not None and shown is not None:
+        hover = hover[shown]
+    valued, missing = point_traces(xy if shown is None else xy[shown], spec, shown, hover,
+                                   marker_size(len(xy) if shown is None else len(shown)))
+    valued["marker"] = {**valued["marker"], "color": typed_array(valued["marker"]["color"])}
+    keys = ("marker", "hovertemplate") if same else tuple(valued)
+    for k in keys:
+        p["data"][0][k] = _wire(valued[k])
+    for k in ("hovertemplate",) if same else tuple(missing):
+        p["data"][grey][k] = _wire(missing[k])
+    if not same and sel:
+        _patch_selection(p, d, level, space, color, sel)
+
+
+def _wire(v):
+    """Arrays as plotly typed arrays (coordinates, customdata) or lists (hover text) for a Patch."""
+    if isinstance(v, np.ndarray):
+        return v.tolist() if v.dtype == object else typed_array(v)
+    return v
 
 
 @callback(
@@ -447,9 +496,12 @@ def clicked_point(d, level: str, click: dict | None, space: str) -> str | None:
     """The id (well_id or pert_id) of a clicked point; Scattergl gives back only its index."""
     try:
         pt = click["points"][0]
-        if int(pt.get("curveNumber", 0)) != 0:
+        if pt.get("customdata") is not None:  # a points trace while some points are split off as "no value"
+            i = int(pt["customdata"])
+        elif int(pt.get("curveNumber", 0)) != 0:
             return None
-        i = int(pt.get("pointIndex", pt.get("pointNumber")))
+        else:
+            i = int(pt.get("pointIndex", pt.get("pointNumber")))
     except (TypeError, KeyError, IndexError, ValueError):
         return None
     n = len(point_coordinates(d, level, space))

@@ -1,0 +1,143 @@
+"""Missing values look missing: every map colouring, at well and perturbation level, draws rows with
+no value as grey "no value" points (own trace, legend entry, hover) and never gives them a number."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from phenomix_dash.figures.map import colour_values, embedding_figure, split_positions
+from phenomix_dash.figures.palette import NO_VALUE, NO_VALUE_COLOUR
+
+N = 40
+MISSING = np.zeros(N, dtype=bool)
+MISSING[[0, 3, 4, 17, 39]] = True  # first and last rows included
+
+
+def _with_gaps(values) -> pd.Series:
+    s = pd.Series(values)
+    if pd.api.types.is_integer_dtype(s) or pd.api.types.is_bool_dtype(s):
+        s = s.astype("Float64" if pd.api.types.is_integer_dtype(s) else "boolean")
+    return s.mask(MISSING)
+
+
+@pytest.fixture
+def wells() -> pd.DataFrame:
+    """A wells + well-metrics table, every column with the same rows missing."""
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "well_id": [f"w{i}" for i in range(N)],
+        "batch": _with_gaps(rng.choice(["b1", "b2", "b3"], N)),
+        "plate": _with_gaps([f"P{i % 4}" for i in range(N)]),
+        "row": _with_gaps(rng.integers(1, 17, N)),
+        "col": _with_gaps(rng.integers(1, 25, N)),
+        "perturbation_type": _with_gaps(rng.choice(["negative_control", "crispr", "compound"], N)),
+        "perturbation": _with_gaps([f"G{i % 7}" for i in range(N)]),
+        "concentration_um": _with_gaps(rng.choice([0.1, 1.0, 10.0], N)),
+        "cell_count": _with_gaps(rng.integers(100, 900, N)),
+        "distance_to_controls_aligned": _with_gaps(rng.random(N) * 10),
+    })
+
+
+@pytest.fixture
+def perts() -> pd.DataFrame:
+    """Perturbations + activity as the map colours them (controls and single-well ones unscored)."""
+    rng = np.random.default_rng(1)
+    return pd.DataFrame({
+        "pert_id": [f"p{i}" for i in range(N)],
+        "perturbation_type": _with_gaps(rng.choice(["crispr", "orf", "compound"], N)),
+        "perturbation": [f"G{i}" for i in range(N)],
+        "n_wells": _with_gaps(rng.integers(1, 6, N)),
+        "concentration_um": _with_gaps(rng.choice([0.3, 3.0], N)),
+        "mean_average_precision": _with_gaps(rng.random(N)),
+        "q_value": _with_gaps(rng.random(N) * 0.2 + 0.007),
+        "active": _with_gaps(rng.random(N) < 0.5),
+    })
+
+
+WELL_COLOURINGS = ["batch", "plate", "row", "col", "edge_distance", "perturbation_type", "control", "perturbation",
+                   "concentration_um", "cell_count", "distance_to_controls_aligned"]
+PERT_COLOURINGS = ["perturbation_type", "control", "n_wells", "concentration_um", "mean_average_precision", "q_value",
+                   "active"]
+
+
+def _check_missing_drawn_as_missing(table: pd.DataFrame, color_by: str, unit: str) -> None:
+    spec = colour_values(table, color_by)
+    np.testing.assert_array_equal(spec.missing, MISSING)
+    xy = np.column_stack([np.arange(N), np.arange(N) % 5]).astype(np.float32)
+    fig = embedding_figure(xy, spec, hover_text=[f"{unit} {i}" for i in range(N)], unit=unit)
+    points, grey = fig.data[0], fig.data[-1]
+    # The grey trace holds exactly the rows without a value, named and coloured as such, in the legend.
+    assert grey.name == NO_VALUE and grey.showlegend and grey.marker.color == NO_VALUE_COLOUR
+    assert list(grey.customdata) == np.flatnonzero(MISSING).tolist()
+    assert list(grey.x) == xy[MISSING, 0].tolist() and list(grey.text) == [f"{unit} {i}" for i in np.flatnonzero(MISSING)]
+    assert "no value" in grey.hovertemplate and "marker.color" not in grey.hovertemplate
+    # The coloured trace holds only rows with a value: no NaN turned into a colour, no number invented.
+    assert list(points.customdata) == np.flatnonzero(~MISSING).tolist()
+    assert len(points.x) == len(points.marker.color) == (~MISSING).sum()
+    colours = np.asarray(points.marker.color, dtype=float)
+    assert np.isfinite(colours).all()
+    if spec.kind == "numeric":
+        np.testing.assert_array_equal(colours, spec.values[~MISSING])  # the measured values, nothing else
+        assert points.marker.cmin >= np.nanmin(spec.values) and points.marker.cmax <= np.nanmax(spec.values) + 1
+    else:
+        names = spec.categories
+        assert not {"missing", "nan", "<NA>", "None", "other"} & set(names), names
+        ticktext = points.marker.colorbar.ticktext
+        assert ticktext is None or NO_VALUE not in ticktext
+    assert fig.layout.legend is not None
+
+
+@pytest.mark.parametrize("color_by", WELL_COLOURINGS)
+def test_well_colourings_draw_missing_values_as_no_value(wells, color_by):
+    _check_missing_drawn_as_missing(wells, color_by, "wells")
+
+
+@pytest.mark.parametrize("color_by", PERT_COLOURINGS)
+def test_perturbation_colourings_draw_missing_values_as_no_value(perts, color_by):
+    _check_missing_drawn_as_missing(perts, color_by, "perturbations")
+
+
+def test_q_value_missing_is_not_the_most_significant(perts):
+    """The issue's case: controls have no q-value; they must not show as the smallest q (0.007)."""
+    fig = embedding_figure(np.zeros((N, 2)), colour_values(perts, "q_value"))
+    coloured = np.asarray(fig.data[0].marker.color, dtype=float)
+    assert len(coloured) == N - MISSING.sum()
+    assert fig.data[0].marker.cmin == pytest.approx(np.percentile(perts["q_value"].dropna(), 1))
+
+
+def test_no_missing_means_no_split_and_no_legend(wells):
+    full = wells.dropna().reset_index(drop=True)
+    fig = embedding_figure(np.zeros((len(full), 2)), colour_values(full, "concentration_um"))
+    assert fig.data[0].customdata is None and len(fig.data[0].x) == len(full)
+    assert len(fig.data[-1].x) == 0 and not fig.data[-1].showlegend
+
+
+def test_all_missing_draws_every_point_grey():
+    df = pd.DataFrame({"v": [np.nan] * 5})
+    fig = embedding_figure(np.zeros((5, 2)), colour_values(df, "v"))
+    assert len(fig.data[0].x) == 0 and len(fig.data[-1].x) == 5
+
+
+def test_missing_points_in_a_drawn_sample_keep_their_sample_positions():
+    """Beyond max_points the customdata of both traces indexes the drawn sample (what clicks map back)."""
+    from phenomix_dash.figures.map import sample_indices
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    v = rng.random(n)
+    v[rng.random(n) < 0.3] = np.nan
+    spec = colour_values(pd.DataFrame({"v": v}), "v")
+    fig = embedding_figure(rng.normal(size=(n, 2)), spec, max_points=1000, sample_size=400)
+    rows = sample_indices(n, 1000, 400)
+    assert [t.type for t in fig.data] == ["scattergl", "scattergl", "heatmap", "scattergl"]
+    grey = np.asarray(fig.data[3].customdata)
+    assert np.isnan(v[rows[grey]]).all() and np.isfinite(v[rows[np.asarray(fig.data[0].customdata)]]).all()
+    assert len(grey) + len(fig.data[0].customdata) == 400
+
+
+def test_selection_positions_split_between_the_two_traces():
+    split = (np.array([1, 2, 5]), np.array([0, 3, 4]))
+    assert split_positions(np.array([0, 2, 5]), split) == [[1, 2], [0]]
+    assert split_positions(np.array([0, 2]), None) == ([0, 2], [])
