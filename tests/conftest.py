@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from precompute.readers.common import shared_data_dir
+
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-# CI clones the repository with ../shared beside it; PHENOMIX_SHARED overrides.
-SHARED = Path(os.environ.get("PHENOMIX_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-SHARED_DATA = SHARED / "data"
+# CI clones the repository with ../shared beside it; PHENOMIX_SHARED overrides. Tests find the
+# shared data through the code's own resolver, so both always look in the same place.
+SHARED_DATA = shared_data_dir()
+SHARED = SHARED_DATA.parent
 
 
 def pytest_setup_options():
@@ -36,7 +39,10 @@ def pytest_setup_options():
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.exists():
-        raise RuntimeError(f"{SHARED_DATA}: the shared data folder must sit beside the repository (../shared)")
+        raise RuntimeError(
+            f"{SHARED_DATA}: the shared data folder must sit beside the repository (../shared) "
+            "or be named by $PHENOMIX_SHARED"
+        )
     return SHARED_DATA
 
 

@@ -2,12 +2,13 @@
 
 ``efaar_benchmarking.efaar`` imports ``from scvi.model import SCVI`` at module level, and scvi-tools
 drags in a large dependency tree we do not want. Only the scVI *embedding* function uses it; the
-functions compared here (``tvn_on_controls``, ``centerscale_on_controls``,
+functions compared here (``tvn_on_controls``, ``centerscale_on_controls``, ``embed_by_pca``,
 ``known_relationship_benchmark``, ``compute_recall``) do not. So, if scvi is not installed, a
 tiny stub module is placed in ``sys.modules`` before the import; calling ``SCVI`` raises.
 
-Install the reference with ``pip install --no-deps efaar-benchmarking==1.0`` (plus ``geomloss``,
-which ``benchmarking.py`` imports). Tests ``pytest.importorskip`` this module's ``efaar``.
+The Makefile installs the reference (``make test-install``: requirements-reference.txt with
+``--no-deps``, geomloss from requirements-test.txt). A missing or different version is an
+ImportError naming the fix (tests/reference_pins.py), never a skip.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from __future__ import annotations
 import importlib.util
 import sys
 import types
+
+from reference_pins import import_pinned
+
+EFAAR_VERSION = "1.0"
 
 
 def _install_scvi_stub() -> None:
@@ -39,9 +44,13 @@ def _install_scvi_stub() -> None:
     sys.modules["scvi.model"] = scvi_model
 
 
-def load():
-    """Return (efaar, benchmarking) modules of efaar_benchmarking 1.0, or raise ImportError."""
+def _import_modules():
     _install_scvi_stub()
     from efaar_benchmarking import benchmarking, efaar
 
     return efaar, benchmarking
+
+
+def load():
+    """Return (efaar, benchmarking) modules of efaar_benchmarking 1.0, or raise ImportError saying why."""
+    return import_pinned(_import_modules, "efaar-benchmarking", EFAAR_VERSION, "the EFAAR reference")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,9 +19,8 @@ from precompute.align import (
     tvn_on_controls,
 )
 
-DATA = Path("/work/shared/data")
-LINCS = DATA / "profiles_lincs_compound" / "SQ00015054_normalized_feature_select.csv.gz"
-JUMP_DIR = DATA / "profiles_jump_moa_scope"
+LINCS = "profiles_lincs_compound/SQ00015054_normalized_feature_select.csv.gz"  # under the shared data folder
+JUMP_DIR = "profiles_jump_moa_scope"
 
 
 def gaussian_screen(n=1500, d=12, n_batches=3, frac_ctrl=0.25, seed=0):
@@ -39,9 +37,10 @@ def gaussian_screen(n=1500, d=12, n_batches=3, frac_ctrl=0.25, seed=0):
 
 @pytest.fixture(scope="module")
 def efaar():
-    ref = pytest.importorskip("reference_efaar", reason="tests/reference_efaar.py helper missing")
-    pytest.importorskip("efaar_benchmarking", reason="efaar-benchmarking==1.0 not installed")
-    return ref.load()[0]
+    """EFAAR's efaar module; missing or another version is an error naming the fix, not a skip."""
+    import reference_efaar
+
+    return reference_efaar.load()[0]
 
 
 def reference_tvn(efaar, x, ctrl, batches):
@@ -126,9 +125,10 @@ def test_tvn_equals_reference_with_more_features_than_fit_by_covariance(efaar):
     np.testing.assert_allclose(tvn_on_controls(x, ctrl, batches), reference_tvn(efaar, x, ctrl, batches), atol=1e-8)
 
 
-def _real_profiles():
-    lincs = pd.read_csv(LINCS)
-    jump = pd.concat([pd.read_csv(p) for p in sorted(JUMP_DIR.glob("*.csv.gz"))], ignore_index=True)
+def _real_profiles(shared_data):
+    lincs = pd.read_csv(shared_data / LINCS)
+    jump = pd.concat([pd.read_csv(p) for p in sorted((shared_data / JUMP_DIR).glob("*.csv.gz"))], ignore_index=True)
+    assert len(jump), f"no JUMP-MOA plates under {shared_data / JUMP_DIR}"
     out = []
     for df, ctrl in (
         (lincs, lincs["Metadata_broad_sample"].eq("DMSO")),
@@ -142,18 +142,18 @@ def _real_profiles():
 
 
 @pytest.mark.parametrize("which", [0, 1], ids=["lincs_SQ00015054", "jump_moa_BR00117060"])
-def test_tvn_equals_reference_on_real_profiles(efaar, which):
+def test_tvn_equals_reference_on_real_profiles(efaar, shared_data, which):
     """Real plates have 24 DMSO wells: with d < 24 features PCA is full rank and results must agree."""
-    x, ctrl, batches = _real_profiles()[which]
+    x, ctrl, batches = _real_profiles(shared_data)[which]
     assert ctrl.sum() == 24 and all(((batches == b) & ctrl).sum() >= 2 for b in np.unique(batches))
     sub = x[:, :: max(1, x.shape[1] // 16)][:, :16]
     ref = reference_tvn(efaar, sub, ctrl, batches)
     np.testing.assert_allclose(tvn_on_controls(sub, ctrl, batches), ref, atol=1e-9 * np.abs(ref).max())
 
 
-def test_tvn_drops_null_space_component_where_reference_explodes(efaar, caplog):
+def test_tvn_drops_null_space_component_where_reference_explodes(efaar, shared_data, caplog):
     """All 454 features, 24 controls: the reference keeps a zero-variance PC and divides by ~1e-16."""
-    x, ctrl, batches = _real_profiles()[0]
+    x, ctrl, batches = _real_profiles(shared_data)[0]
     ref = reference_tvn(efaar, x, ctrl, batches)
     with caplog.at_level(logging.WARNING, logger="precompute.align"):
         ours = tvn_on_controls(x, ctrl, batches)
