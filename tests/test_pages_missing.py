@@ -1,0 +1,100 @@
+"""Pages on the tiny store never show a number that was not measured: the map at perturbation level
+coloured by q-value draws the unscored perturbations (controls, single-well ones) as "no value",
+clicks on them still open their panel, and a colour change moves points between the traces."""
+
+from __future__ import annotations
+
+import base64
+import sys
+
+import numpy as np
+import pytest
+
+from phenomix_dash.figures.palette import NO_VALUE
+from phenomix_dash.selection import colour_table
+
+
+@pytest.fixture(scope="module")
+def app_data(tiny_store):
+    from phenomix_dash import create_app
+    from phenomix_dash.data import get_data
+    from phenomix_dash.settings import Settings
+
+    create_app(Settings(store=tiny_store))
+    return get_data()
+
+
+def page(name: str):
+    return sys.modules[f"phenomix_dash.pages.{name}"]
+
+
+def _unscored(d) -> np.ndarray:
+    return np.flatnonzero(colour_table(d, "perturbations")["q_value"].isna().to_numpy())
+
+
+def test_unscored_perturbations_are_no_value_on_the_q_value_map(app_data):
+    m, d = page("map"), app_data
+    unscored = _unscored(d)
+    perts = d.perturbations()
+    assert len(unscored) and (perts["perturbation_type"].iloc[unscored] == "negative_control").any()
+    fig = m.map_update(d, "perturbations", "both", "q_value", None, None, None, None)[1]
+    grey = fig.data[-1]
+    assert grey.name == NO_VALUE and grey.showlegend and list(grey.customdata) == unscored.tolist()
+    assert all("q value: no value" in t for t in [grey.hovertemplate])
+    assert len(fig.data[0].x) == len(perts) - len(unscored)
+    assert np.isfinite(np.asarray(fig.data[0].marker.color, dtype=float)).all()
+    # A click on a grey point opens that perturbation (customdata, not the index within its trace).
+    i = len(unscored) - 1
+    click = {"points": [{"curveNumber": len(fig.data) - 1, "pointIndex": i, "customdata": int(unscored[i])}]}
+    assert m.clicked_point(d, "perturbations", click, "aligned") == perts["pert_id"].iloc[unscored[i]]
+    scored = np.flatnonzero(~np.isin(np.arange(len(perts)), unscored))
+    click = {"points": [{"curveNumber": 0, "pointIndex": 2, "customdata": int(scored[2])}]}
+    assert m.clicked_point(d, "perturbations", click, "aligned") == perts["pert_id"].iloc[scored[2]]
+
+
+def _ops(patch) -> dict[tuple, object]:
+    return {tuple(op["location"]): op["params"].get("value") for op in patch.to_plotly_json()["operations"]}
+
+
+def _decode(v, dtype) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(v["bdata"]), dtype=dtype)
+
+
+def test_a_colour_change_moves_unscored_points_to_the_grey_trace_and_back(app_data):
+    m, d = page("map"), app_data
+    n = len(d.perturbations())
+    unscored = _unscored(d)
+    out = m.map_update(d, "perturbations", "both", "perturbation_type", None, None, None, None)
+    assert len(out[1].data[-1].x) == 0  # every perturbation has a type: nothing grey
+    patch = m.map_update(d, "perturbations", "both", "q_value", None, None, out[-1], m.MAP_COLOR)[1]
+    ops = _ops(patch)
+    grey = len(out[1].data) - 1
+    assert _decode(ops[("data", grey, "customdata")], np.int32).tolist() == unscored.tolist()
+    assert ops[("data", grey, "name")] == NO_VALUE and ops[("data", grey, "showlegend")] is True
+    assert len(_decode(ops[("data", 0, "x")], np.float32)) == n - len(unscored)
+    colours = _decode(ops[("data", 0, "marker")]["color"], np.float32)
+    assert len(colours) == n - len(unscored) and np.isfinite(colours).all()
+    assert len(ops[("data", 0, "text")]) == n - len(unscored)
+    # Same missing rows (q-value -> mAP): only colours change, nothing resent.
+    drawn = {"level": "perturbations", "color": "q_value", "spaces": ["aligned"]}
+    ops = _ops(m.map_update(d, "perturbations", "both", "mean_average_precision", None, None, drawn, m.MAP_COLOR)[1])
+    assert ("data", 0, "x") not in ops and ("data", 0, "marker") in ops
+    assert "no value" in ops[("data", grey, "hovertemplate")]
+    # Back to a colouring without gaps: every point in the coloured trace again.
+    drawn["color"] = "mean_average_precision"
+    ops = _ops(m.map_update(d, "perturbations", "both", "perturbation_type", None, None, drawn, m.MAP_COLOR)[1])
+    assert len(_decode(ops[("data", 0, "x")], np.float32)) == n and ops[("data", 0, "customdata")] is None
+    assert ops[("data", grey, "showlegend")] is False
+
+
+def test_a_selection_is_split_between_the_coloured_and_grey_points(app_data):
+    from phenomix_dash.selection import encode_region, region_rows
+
+    m, d = page("map"), app_data
+    xy = d.umap("perturbations")
+    lo, hi = xy.min(axis=0) - 1, xy.max(axis=0) + 1
+    sel = encode_region("aligned", np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]]))
+    assert len(region_rows(d, "perturbations", sel)) == len(xy)  # everything
+    fig = m.map_update(d, "perturbations", "both", "q_value", None, sel, None, None)[1]
+    assert len(fig.data[0].selectedpoints) == len(fig.data[0].x)
+    assert len(fig.data[-1].selectedpoints) == len(fig.data[-1].x) == len(_unscored(d))
