@@ -7,9 +7,10 @@ plate label and noise of 0.3 feature-std, so replicates span plates as in JUMP).
 - copairs 0.5: ``copairs.map.average_precision`` (positives: same compound; negatives: DMSO of the
   query's plate) then ``mean_average_precision`` (null_size permutations, BH q-values). Its log
   messages are time-stamped, which splits its time into steps.
-- ours: ``precompute.evaluate.phenotypic_activity`` (same APs, per-plate ranking, copairs' null),
-  timed with and without the permutation null.
-Both run in this process on the same arrays; per-compound mAPs are compared.
+- ours: ``precompute.evaluate.phenotypic_activity`` (same APs, per-plate ranking, copairs' null).
+Like for like: both sides run in this process on the same array, in float64 and in float32 (copairs
+accepts both), each warmed up once on one plate and timed --repeats times (best and median), with
+the permutation null; per-compound mAPs are compared (max difference) in each dtype.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_activity.py [--plates 1,10,40]
 
@@ -19,13 +20,9 @@ Prints a table and writes benchmarks/results/activity.json.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import platform
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +30,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks._meta import RESULTS, save_result, start_run, timed_runs  # noqa: E402
+
+DTYPES = ("float64", "float32")
 PLATE = ROOT.parent / "shared" / "data" / "profiles_jump_moa_scope" / "BR00117060a10x_normalized_feature_select_negcon_plate.csv.gz"
 
 
@@ -73,7 +73,8 @@ class _StepClock(logging.Handler):
         return out
 
 
-def copairs_path(x: np.ndarray, wells: pd.DataFrame, null_size: int) -> tuple[pd.Series, float, dict]:
+def copairs_path(x: np.ndarray, wells: pd.DataFrame, null_size: int) -> tuple[pd.Series, dict]:
+    """copairs' per-compound mAP and its time split by step (from its log lines)."""
     from copairs.map import average_precision, mean_average_precision
 
     meta = wells.assign(negcon=(wells["perturbation_type"] == "negative_control").astype(int))
@@ -100,49 +101,46 @@ def copairs_path(x: np.ndarray, wells: pd.DataFrame, null_size: int) -> tuple[pd
     steps = clock.steps(t1)
     steps["(average_precision total)"] = round(t_ap - t0, 3)
     steps["(mean_average_precision total)"] = round(t1 - t_ap, 3)
-    return res.set_index("perturbation")["mean_average_precision"], t1 - t0, steps
+    return res.set_index("perturbation")["mean_average_precision"], steps
 
 
-def ours_path(x: np.ndarray, wells: pd.DataFrame, null_size: int) -> tuple[pd.Series, float, float]:
+def ours_path(x: np.ndarray, wells: pd.DataFrame, null_size: int) -> pd.Series:
     from precompute.evaluate import phenotypic_activity
 
-    t0 = time.perf_counter()
-    phenotypic_activity(x, wells, null_size=0)
-    t_ap = time.perf_counter() - t0
-    t0 = time.perf_counter()
     res = phenotypic_activity(x, wells, null_size=null_size)
-    return res.set_index("perturbation")["mean_average_precision"], time.perf_counter() - t0, t_ap
+    return res.set_index("perturbation")["mean_average_precision"]
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--plates", default="1,10,40")
     p.add_argument("--null-size", type=int, default=10_000)
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats, both sides")
     args = p.parse_args(argv)
+    meta = start_run(repeats=args.repeats, warmup=1, warmup_what="both sides once on one plate, each dtype")
     logging.basicConfig(level=logging.WARNING)
     rows = []
-    ours_path(*jump_plates(1), null_size=100)  # warm up imports and numba/copairs first calls
+    x1, w1 = jump_plates(1)
+    for dt in DTYPES:  # imports, numba compilation, copairs' first calls: both sides, both dtypes
+        copairs_path(x1.astype(dt), w1, 100), ours_path(x1.astype(dt), w1, 100)
     for n in (int(s) for s in args.plates.split(",")):
         x, wells = jump_plates(n)
-        ref, ref_s, steps = copairs_path(x, wells, args.null_size)
-        got, ours_s, ours_ap_s = ours_path(x, wells, args.null_size)
-        common = ref.index.intersection(got.index)
-        rows.append({"plates": n, "wells": len(wells), "features": x.shape[1], "compounds": len(common),
-                     "copairs_s": round(ref_s, 2), "ours_s": round(ours_s, 2), "ours_ap_only_s": round(ours_ap_s, 2),
-                     "speedup": round(ref_s / ours_s, 1),
-                     "max_abs_diff_map": float(np.abs(ref.loc[common] - got.loc[common]).max()),
-                     "copairs_steps_s": steps})
-        r = rows[-1]
-        print(f"{n:>3} plates {r['wells']:>6} wells: copairs {r['copairs_s']:>7} s  ours {r['ours_s']:>6} s "
-              f"(AP only {r['ours_ap_only_s']} s)  x{r['speedup']}  max |dmAP| {r['max_abs_diff_map']:.1e}")
-        for step, sec in steps.items():
-            print(f"      copairs {step:<45} {sec:>8.3f} s")
-    result = {"rows": rows, "null_size": args.null_size, "env": {
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "cpu_count": os.cpu_count(),
-        "load_avg": [round(v, 2) for v in os.getloadavg()], "copairs": version("copairs"), "numpy": np.__version__,
-        "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}}
-    (ROOT / "benchmarks" / "results" / "activity.json").write_text(json.dumps(result, indent=2))
-    return result
+        for dt in DTYPES:
+            xd = x.astype(dt)
+            (ref, steps), t_ref = timed_runs(copairs_path, args.repeats, xd, wells, args.null_size)
+            got, t_ours = timed_runs(ours_path, args.repeats, xd, wells, args.null_size)
+            common = ref.index.intersection(got.index)
+            rows.append({"plates": n, "dtype": dt, "wells": len(wells), "features": x.shape[1], "compounds": len(common),
+                         "copairs": t_ref, "ours": t_ours,
+                         "ratio_best": round(t_ref["best_s"] / t_ours["best_s"], 2),
+                         "ratio_median": round(t_ref["median_s"] / t_ours["median_s"], 2),
+                         "max_abs_diff_map": float(np.abs(ref.loc[common] - got.loc[common]).max()),
+                         "copairs_steps_s_last_run": steps})
+            r = rows[-1]
+            print(f"{n:>3} plates {r['wells']:>6} wells {dt}: copairs {t_ref['best_s']:>7.2f} s  ours {t_ours['best_s']:>6.2f} s "
+                  f"(best of {args.repeats})  x{r['ratio_best']}  max |dmAP| {r['max_abs_diff_map']:.1e}", flush=True)
+    save_result(RESULTS / "activity.json", {"rows": rows, "null_size": args.null_size}, meta)
+    return {"rows": rows}
 
 
 if __name__ == "__main__":

@@ -15,35 +15,19 @@ peak resident memory and the 1-minute load average (the machine is shared: conte
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import subprocess
 import sys
 import threading
 import time
-from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks._meta import RESULTS, save_result, start_run  # noqa: E402
+
 STAGE_WORDS = ("ingest", "embed", "align", "aggregate", "relate", "project", "evaluate")
-VERSIONS = ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "umap-learn", "pynndescent", "numba", "copairs",
-            "dash", "plotly")
-
-
-def machine() -> dict:
-    import psutil
-
-    return {"cpu_count": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "versions": {p: _version(p) for p in VERSIONS}}
-
-
-def _version(pkg: str) -> str | None:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def ensure_screen(path: Path, wells: int) -> dict:
@@ -146,7 +130,6 @@ def main() -> int:
     p.add_argument("--wells", type=int, default=1_000_000, help="about this many wells (large preset)")
     p.add_argument("--fresh", action="store_true", help="delete the store first (ingest and embed recomputed)")
     a = p.parse_args()
-    sys.path.insert(0, str(REPO))
     home = Path(os.environ.get("PHENOMIX_HOME", REPO / "var"))
     tag = "million" if a.wells == 1_000_000 else f"million_{a.wells}"
     screen, store = home / "screens" / tag, home / "store" / tag
@@ -155,7 +138,12 @@ def main() -> int:
         import shutil
 
         shutil.rmtree(store)
-    load0, cpu0 = os.getloadavg(), os.times()
+    meta = start_run(repeats=1, warmup=0, note="one pipeline run; ingest and embed cached when the store exists")
+    cpu0 = os.times()
+    from precompute import __version__
+    from precompute.pipeline import STAGE_VERSIONS
+
+    versions = {s: f"{__version__}/{v}" for s, v in STAGE_VERSIONS.items()}  # what the child runs
     run, sampler, wall = run_pipeline(screen, store, REPO / "var" / f"bench_{tag}.log")
     rows = []
     for r in run["reports"]:
@@ -169,9 +157,9 @@ def main() -> int:
     goal_s = sum(r["seconds"] for r in after)
     result = {
         "benchmark": "precompute after embedding, embeddings-only large preset",
-        "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "screen": str(screen),
+        "screen": str(screen), "store": str(store),
         "n_wells": run["screen"]["n_wells"], "generation": gen,
-        "load_average_start": load0, "load_average_end": os.getloadavg(),
+        "stage_versions": versions, "stage_keys": {f"{r['stage']} {r['name']}": r["key"] for r in run["reports"]},
         "stages": rows,
         "align_to_project_s": round(goal_s, 1),
         "evaluate_s": round(sum(r["seconds"] for r in rows if r["stage"] == "evaluate"), 1),
@@ -187,8 +175,7 @@ def main() -> int:
               f"{'-' if r['load_avg_1min_mean'] is None else format(r['load_avg_1min_mean'], '.2f'):>6}")
     print(f"{result['n_wells']:,} wells: align..project {goal_s:.0f} s (goal 900), evaluate {result['evaluate_s']:.0f} s, "
           f"peak {result['peak_rss_gb']:.2f} GiB (goal 12), pipeline wall {wall:.0f} s")
-    out = REPO / "benchmarks" / "results" / f"{tag}.json"
-    out.write_text(json.dumps(result, indent=2))
+    out = save_result(RESULTS / f"{tag}.json", result, meta)
     print(f"saved {out}")
     return 0
 
