@@ -266,7 +266,9 @@ def point_traces(shown: np.ndarray, spec: ColourSpec, rows: np.ndarray | None, h
         grey = {"x": empty, "y": empty, "text": None, "customdata": None, "showlegend": False}
     else:
         def part(pos: np.ndarray) -> dict[str, Any]:
-            return {"x": shown[pos, 0], "y": shown[pos, 1], "customdata": pos.astype(np.int32),
+            # customdata as plain JSON numbers: dcc.Graph reads a click's customdata from the trace as
+            # sent, where a base64 typed array cannot be indexed (the click would lose it).
+            return {"x": shown[pos, 0], "y": shown[pos, 1], "customdata": np.array(pos.tolist(), dtype=object),
                     "text": None if hover_text is None else hover_text[pos]}
 
         has, no = split
