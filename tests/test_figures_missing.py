@@ -132,8 +132,8 @@ def test_missing_points_in_a_drawn_sample_keep_their_sample_positions():
     fig = embedding_figure(rng.normal(size=(n, 2)), spec, max_points=1000, sample_size=400)
     rows = sample_indices(n, 1000, 400)
     assert [t.type for t in fig.data] == ["scattergl", "scattergl", "heatmap", "scattergl"]
-    grey = np.asarray(fig.data[3].customdata)
-    assert np.isnan(v[rows[grey]]).all() and np.isfinite(v[rows[np.asarray(fig.data[0].customdata)]]).all()
+    grey = np.asarray(fig.data[3].customdata, dtype=int)
+    assert np.isnan(v[rows[grey]]).all() and np.isfinite(v[rows[np.asarray(fig.data[0].customdata, dtype=int)]]).all()
     assert len(grey) + len(fig.data[0].customdata) == 400
 
 
