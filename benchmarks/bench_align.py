@@ -1,7 +1,9 @@
 """Time TVN (ours vs the EFAAR reference) and well -> entity aggregation.
 
 - TVN on n wells x d dims (default 20,000 x 384, 20% controls, 4 batches): precompute.align vs
-  efaar_benchmarking 1.0 ``tvn_on_controls`` (best of --repeats), plus the max abs difference.
+  efaar_benchmarking 1.0 ``tvn_on_controls`` in float64 and in float32 on both sides, each side
+  warmed up once on a small screen and timed --repeats times (best and median), with the max abs
+  difference. (At screen scale and against pycytominer: bench_align_scale.py.)
 - aggregate_perturbations on --agg-n wells (default 200,000 x 384 float32; 60% CRISPR over
   17,000 genes, 30% compounds over 1,700 ids x 8 doses, 10% controls).
 
@@ -13,9 +15,6 @@ Prints a table and writes benchmarks/results/align.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 import warnings
@@ -28,17 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from benchmarks._meta import RESULTS, save_result, start_run, timed_runs  # noqa: E402
 from precompute.aggregate import aggregate_perturbations  # noqa: E402
 from precompute.align import tvn_on_controls  # noqa: E402
-
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def tvn_screen(n: int, d: int, n_batches: int = 4, seed: int = 0):
@@ -79,31 +70,31 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-reference", action="store_true", help="skip the EFAAR reference timing")
     args = p.parse_args(argv)
 
+    meta = start_run(repeats=args.repeats, warmup=1, warmup_what="both sides once on 2,000 x 32, each dtype")
     x, ctrl, batches = tvn_screen(args.n, args.dim)
-    ours_s = best_of(lambda: tvn_on_controls(x, ctrl, batches), args.repeats)
-    result: dict = {
-        "tvn": {
-            "n_wells": args.n,
-            "dim": args.dim,
-            "n_controls": int(ctrl.sum()),
-            "n_batches": 4,
-            "ours_s": round(ours_s, 3),
-        }
-    }
+    result: dict = {"tvn": {"n_wells": args.n, "dim": args.dim, "n_controls": int(ctrl.sum()), "n_batches": 4}}
+    ours_fn = lambda x, c, b: tvn_on_controls(x, c, b)  # noqa: E731
+    ref_fn = None
     if not args.no_reference:
         import reference_efaar
 
         efaar, _ = reference_efaar.load()
-        md = pd.DataFrame({"pert": np.where(ctrl, "CTRL", "TRT"), "batch": batches})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ref = efaar.tvn_on_controls(x, md, "pert", "CTRL", "batch")
-            ref_s = best_of(lambda: efaar.tvn_on_controls(x, md, "pert", "CTRL", "batch"), max(1, args.repeats - 1))
-        result["tvn"].update(
-            reference_s=round(ref_s, 3),
-            speedup=round(ref_s / ours_s, 1),
-            max_abs_diff=float(np.abs(ref - tvn_on_controls(x, ctrl, batches)).max()),
-        )
+
+        def ref_fn(x, c, b):
+            md = pd.DataFrame({"pert": np.where(c, "CTRL", "TRT"), "batch": b})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return efaar.tvn_on_controls(x, md, "pert", "CTRL", "batch")
+    xs, cs, bs = tvn_screen(2000, 32, seed=1)
+    for dt in ("float64", "float32"):
+        ours_fn(xs.astype(dt), cs, bs), ref_fn and ref_fn(xs.astype(dt), cs, bs)
+        xd = x.astype(dt)
+        ours, t_ours = timed_runs(ours_fn, args.repeats, xd, ctrl, batches)
+        cell = result["tvn"][dt] = {"ours": t_ours}
+        if ref_fn:
+            ref, t_ref = timed_runs(ref_fn, args.repeats, xd, ctrl, batches)
+            cell.update(reference=t_ref, ratio_best=round(t_ref["best_s"] / t_ours["best_s"], 2),
+                        max_abs_diff=float(np.abs(np.asarray(ref, np.float64) - ours).max()))
 
     wells = wells_table(args.agg_n)
     emb = np.random.default_rng(1).normal(size=(args.agg_n, args.dim)).astype(np.float32)
@@ -114,26 +105,14 @@ def main(argv: list[str] | None = None) -> dict:
         agg[f"{method}_s"] = round(time.perf_counter() - t, 2)
     agg["n_entities"] = len(table)
     result["aggregate"] = agg
-    result["env"] = {
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "cpu_count": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "numpy": np.__version__,
-        "machine": platform.machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-
-    print(f"{'step':<28}{'ours (s)':>10}{'reference (s)':>15}{'speedup':>9}")
-    tv = result["tvn"]
-    print(
-        f"{'TVN ' + str(args.n) + 'x' + str(args.dim):<28}{tv['ours_s']:>10}{tv.get('reference_s', '-'):>15}{tv.get('speedup', '-'):>9}"
-    )
-    print(f"{'aggregate mean ' + str(args.agg_n):<28}{agg['mean_s']:>10}")
-    print(f"{'aggregate median ' + str(args.agg_n):<28}{agg['median_s']:>10}")
-    out = ROOT / "benchmarks" / "results" / "align.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    print(f"{'step':<34}{'ours best (s)':>14}{'reference':>11}{'ratio':>7}")
+    for dt in ("float64", "float32"):
+        c = result["tvn"][dt]
+        ref = c.get("reference", {}).get("best_s", "-")
+        print(f"{'TVN ' + str(args.n) + 'x' + str(args.dim) + ' ' + dt:<34}{c['ours']['best_s']:>14}{ref:>11}{c.get('ratio_best', '-'):>7}")
+    print(f"{'aggregate mean ' + str(args.agg_n):<34}{agg['mean_s']:>14}")
+    print(f"{'aggregate median ' + str(args.agg_n):<34}{agg['median_s']:>14}")
+    save_result(RESULTS / "align.json", result, meta)
     return result
 
 

@@ -14,7 +14,6 @@ benchmarks/results/mae_throughput_<device>.json (..._<device>_loader.json with -
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -27,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._meta import save_result, start_run  # noqa: E402
 from precompute.embed.lion import Lion  # noqa: E402
 from precompute.embed.mae import (  # noqa: E402
     CONFIG_FACTORIES,
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/...)")
     ap.set_defaults(with_loader=False)
     args = ap.parse_args(argv)
+    meta = start_run(repeats=args.steps, warmup=args.warmup_steps, min_seconds=args.min_seconds)
     device = resolve_device(args.device)
     models = args.model or ["mae_tiny", "mae_vit_small_patch16"]
     gpu, peak = peak_bf16_tflops(device)
@@ -273,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out
         else (Path(__file__).resolve().parent / "results" / f"mae_throughput_{device.type}{suffix}.json")
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(out, result, meta)
     print(f"wrote {out}")
     return 0
 

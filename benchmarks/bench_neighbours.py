@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._meta import RESULTS, save_result, start_run  # noqa: E402
 from phenomix_dash.neighbours import NeighbourIndex  # noqa: E402
 
 
@@ -49,10 +48,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--queries", type=int, default=200)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "neighbours.json")
+    p.add_argument("--out", type=Path, default=RESULTS / "neighbours.json")
     a = p.parse_args(argv)
-
-    load_before = round(os.getloadavg()[0], 2)
+    meta = start_run(repeats=a.queries, warmup=5, what="one timed query per repeat, random ids")
     rng = np.random.default_rng(0)
     unit = rng.standard_normal((a.n, a.dim), dtype=np.float32)
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
@@ -95,17 +93,10 @@ def main(argv: list[str] | None = None) -> dict:
         "matvec_only_ms_median": round(float(np.median(matvec)), 2),
         "target_ms": 20,
         "meets_target": bool(np.median(t) < 20),
-        "threads": os.environ.get("OMP_NUM_THREADS"),
-        # Other processes competing for memory bandwidth slow a mat-vec down several-fold: record it.
-        "load_average_1min_before": load_before,
-        "load_average_1min_after": round(os.getloadavg()[0], 2),
-        "cpu_count": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
-        "numpy": np.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    # Other processes competing for memory bandwidth slow a mat-vec down several-fold: the load
+    # average before and after is in result["meta"].
+    save_result(a.out, result, meta)
     print(json.dumps(result, indent=2))
     return result
 

@@ -340,8 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= a.users <= 500 and 0 < a.duration <= 600 and a.max_requests >= 1):
         p.error("--users 1-500, --duration 1-600 s, --max-requests >= 1")
     headers = dict([tuple(x.strip() for x in a.auth_header.split(":", 1))]) if a.auth_header else None
+    sys.path.insert(0, str(REPO))
+    from benchmarks._meta import save_result, start_run
 
-    server = None
+    meta = start_run(repeats=1, warmup=0, users=a.users, duration_s=a.duration)
+    server, store = None, None
     if a.url:
         parts = urlsplit(a.url)
         host, port = parts.hostname or "", parts.port or 80
@@ -371,12 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     result.update({
         "users": a.users, "duration_s": a.duration, "think_s": list(a.think), "max_requests": a.max_requests,
         "server": "gunicorn gthread" if server is not None else a.url, "workers": a.workers if server else None,
+        # the store served: known when this script started the server; for --url, whatever that one serves
+        "store": str(store.resolve()) if store is not None else None, "url": a.url,
         "targets": {t["label"]: t["callback"]["output"] for t in targets},
-        "machine": {"cpus": os.cpu_count(), "loadavg_after": os.getloadavg()},
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     })
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2))
+    save_result(a.out, result, meta)
     o = result["overall"]
     print(f"{result['requests']} requests in {result['wall_s']} s ({result['throughput_rps']}/s), "
           f"{result['errors']} errors; p50 {o['p50_ms']:.0f} ms, p95 {o['p95_ms']:.0f} ms, p99 {o['p99_ms']:.0f} ms"

@@ -13,16 +13,15 @@ three times larger in pixels than the generated ones).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks._meta import RESULTS, save_result, start_run  # noqa: E402
 
 # Channel order the demo model was trained with; real stains are put in the same positions.
 TRAIN_ORDER = ("DNA", "ER", "RNA", "AGP", "Mito", "PM")
@@ -48,6 +47,7 @@ def main() -> int:
     p.add_argument("--checkpoint", type=Path, default=REPO / "models" / "mae_tiny_demo")
     p.add_argument("--screen", default="demo")
     a = p.parse_args()
+    meta = start_run(repeats=1, warmup=0, note="errors at a fixed mask seed; times nothing")
     from precompute.__main__ import resolve_screen
     from precompute.embed.checkpoint import load_checkpoint
     from precompute.embed.tiling import tile_sites, to_float01
@@ -76,9 +76,8 @@ def main() -> int:
     for r in rows:
         per = ", ".join(f"{c} {v:.3f}" for c, v in zip(r["channels"], r["mse_per_channel"], strict=True))
         print(f"{r['data']:<42}{r['tiles']:>6}{r['mse']:>9.4f}  {per}")
-    out = REPO / "benchmarks" / "results" / "mae_transfer.json"
-    out.write_text(json.dumps({"checkpoint": str(a.checkpoint.relative_to(REPO)) if a.checkpoint.is_relative_to(REPO) else str(a.checkpoint),
-                               "machine": platform.node(), "time": time.strftime("%Y-%m-%d %H:%M"), "rows": rows}, indent=2))
+    ckpt = str(a.checkpoint.relative_to(REPO)) if a.checkpoint.resolve().is_relative_to(REPO) else str(a.checkpoint)
+    out = save_result(RESULTS / "mae_transfer.json", {"checkpoint": ckpt, "screen": a.screen, "rows": rows}, meta)
     print(f"saved {out}")
     return 0
 
