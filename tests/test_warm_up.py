@@ -13,18 +13,33 @@ def _wait_for_warm_up() -> None:
             t.join(timeout=120)
 
 
-def test_start_draws_the_map_once_so_the_first_visitor_finds_it_cached(tiny_store, monkeypatch):
+def _caches(*modules) -> list:
+    """The per-process caches (functools.lru_cache and cached_on_store) defined in ``modules``."""
+    return [f for m in modules for f in vars(m).values()
+            if callable(getattr(f, "cache_info", None)) and callable(getattr(f, "cache_clear", None))]
+
+
+def test_start_draws_the_map_once_so_the_first_visitor_finds_it_cached(tiny_store):
+    import phenomix_dash.selection as selection
     from phenomix_dash import create_app
+    from phenomix_dash.data import get_data
     from phenomix_dash.settings import Settings
 
-    create_app(Settings(store=tiny_store))
+    _wait_for_warm_up()  # an earlier test's app must not fill the caches behind our back
+    for f in _caches(selection):
+        f.cache_clear()  # earlier tests in this process may have drawn the map already
+    create_app(Settings(store=tiny_store))  # the page module (and its own caches) is loaded afresh
     map_page = sys.modules["phenomix_dash.pages.map"]
-    calls = []
-    real = map_page.map_update
-    monkeypatch.setattr(map_page, "map_update", lambda *a, **k: calls.append(a[1:4]) or real(*a, **k))
     _wait_for_warm_up()
-    map_page.warm_up()  # what the thread ran: the page's default first view
-    assert calls == [("wells", "both", "perturbation_type")]
+    caches = _caches(selection, map_page)
+    warmed = [f.cache_info() for f in caches]
+    assert sum(i.currsize for i in warmed) > 0, "nothing was cached at start"
+    # The first visitor's view (the page's defaults): every cached step must be a hit, none computed.
+    map_page.map_update(get_data(), *map_page.clean_state(None, None, None)[:3], None, None, None, set())
+    visited = [f.cache_info() for f in caches]
+    recomputed = {f.__name__: v.misses - w.misses for f, w, v in zip(caches, warmed, visited) if v.misses > w.misses}
+    assert recomputed == {}, f"the first visitor recomputed {recomputed}"
+    assert sum(v.hits - w.hits for w, v in zip(warmed, visited)) > 0
 
 
 def test_a_failing_warm_up_is_logged_not_raised(tiny_store, monkeypatch, caplog):
