@@ -141,3 +141,81 @@ def test_selection_positions_split_between_the_two_traces():
     split = (np.array([1, 2, 5]), np.array([0, 3, 4]))
     assert split_positions(np.array([0, 2, 5]), split) == [[1, 2], [0]]
     assert split_positions(np.array([0, 2]), None) == ([0, 2], [])
+
+
+# -- other builders ---------------------------------------------------------------------------------
+
+def _plate_wells(values) -> pd.DataFrame:
+    n = len(values)
+    return pd.DataFrame({"well_id": [f"w{i}" for i in range(n)], "well": [f"A{i + 1:02d}" for i in range(n)],
+                         "plate": "P1", "row": 1, "col": np.arange(1, n + 1), "guide": None,
+                         "perturbation_type": ["negative_control"] + ["compound"] * (n - 1),
+                         "perturbation": [f"C{i}" for i in range(n)], "concentration_um": np.nan, "v": values})
+
+
+@pytest.mark.parametrize("values", [[np.nan, 1.0, 2.0, np.nan, 5.0], [None, "a", "b", None, "a"]],
+                         ids=["numeric", "categorical"])
+def test_plate_layout_draws_wells_without_a_value_as_no_value(values):
+    from phenomix_dash.figures.plate import plate_layout_figure
+
+    fig = plate_layout_figure(_plate_wells(values), color_by="v")
+    grey = [t for t in fig.data if t.name == NO_VALUE]
+    assert len(grey) == 1 and grey[0].showlegend and grey[0].marker.color == NO_VALUE_COLOUR
+    assert list(grey[0].customdata) == ["w0", "w3"] and "v: no value" in grey[0].hovertemplate
+    others = [t for t in fig.data if t.name != NO_VALUE]
+    drawn = [w for t in others for w in t.customdata]
+    assert sorted(drawn) == ["w1", "w2", "w4"]  # no category "nan" and no colour for a missing value
+    for t in others:
+        if not isinstance(t.marker.color, str):
+            assert np.isfinite(np.asarray(t.marker.color, dtype=float)).all()
+
+
+def test_activity_table_leaves_unscored_neither_active_nor_inactive():
+    from phenomix_dash.figures.activity import activity_table, filter_activity
+
+    act = pd.DataFrame({"pert_id": ["a", "b", "c"], "mean_average_precision": [0.9, 0.2, np.nan],
+                        "p_value": [0.001, 0.5, np.nan], "q_value": [0.01, 0.6, np.nan]})
+    perts = pd.DataFrame({"pert_id": ["a", "b", "c"], "perturbation_type": ["crispr"] * 3, "perturbation": ["A", "B", "C"],
+                          "n_wells": [3, 3, 1]})
+    t = activity_table(perts.merge(act[["pert_id"]]), act.merge(perts))
+    active = dict(zip(t["pert_id"], t["active"], strict=True))
+    assert bool(active["a"]) and not bool(active["b"]) and active["c"] is pd.NA
+    assert filter_activity(t, active_only=True)["pert_id"].tolist() == ["a"]
+
+
+def test_plate_drift_is_undefined_not_zero_with_two_plates():
+    from phenomix_dash.figures.plates_qc import plate_drift, plate_drift_figure
+
+    info = pd.DataFrame({"plate": ["P1", "P2"], "batch": ["b", "b"], "n_controls": [4, 4]})
+    d = plate_drift(info, np.array([[0.0, 1.0], [2.0, 0.0]]))
+    assert d["robust_z"].isna().all() and not d["outlier"].any()
+    assert NO_VALUE in plate_drift_figure(d).layout.annotations[-1].text
+
+
+def test_plate_heatmap_keeps_gaps_and_says_what_blank_means():
+    from phenomix_dash.figures.plates_qc import plate_heatmap_figure
+
+    grid = np.ones((16, 24))
+    grid[0, 0] = np.nan
+    fig = plate_heatmap_figure(grid, title="t", colorbar_title="metric")
+    assert np.isnan(np.asarray(fig.data[0].z, dtype=float)[0, 0]) and fig.data[0].hoverongaps is False
+    assert "blank = no value" in fig.data[0].colorbar.title.text
+    full = plate_heatmap_figure(np.ones((16, 24)), title="t", colorbar_title="metric")
+    assert full.data[0].colorbar.title.text == "metric"
+
+
+def test_position_bars_say_no_value_instead_of_nan():
+    from phenomix_dash.figures.plates_qc import position_similarity_figure
+
+    stats = pd.DataFrame({"space": ["raw", "aligned"], "same_position": [0.5, np.nan], "different_position": [0.1, 0.2]})
+    fig = position_similarity_figure(stats)
+    assert list(fig.data[0].text) == ["0.500", NO_VALUE]
+
+
+def test_fmt_value_never_prints_nan_or_zero_for_missing():
+    from phenomix_dash.figures.missing import fmt_value, is_true, js_number_formatter
+
+    assert fmt_value(np.nan) == fmt_value(None) == fmt_value(pd.NA) == NO_VALUE
+    assert fmt_value(0.12345, ".2f") == "0.12" and fmt_value(0) == "0"
+    assert is_true(np.True_) and not is_true(np.nan) and not is_true(pd.NA) and not is_true(None)
+    assert "null" in js_number_formatter(".3f")["function"] and NO_VALUE in js_number_formatter(".3f")["function"]

@@ -98,7 +98,8 @@ def test_centroids_similarity_and_drift_flag_a_drifting_plate():
 def test_drift_with_two_plates_flags_nothing():
     info = pd.DataFrame({"plate": ["a", "b"], "batch": ["x", "y"], "n_controls": [3, 3]})
     d = plate_drift(info, np.array([[0.0, 0.0], [5.0, 5.0]]))
-    assert not d["outlier"].any() and (d["robust_z"] == 0).all()
+    assert not d["outlier"].any() and d["robust_z"].isna().all()  # undefined, not 0
+    assert "no value" in plate_drift_figure(d).layout.annotations[-1].text
 
 
 def test_plate_heatmap_has_plate_axes_and_a_symmetric_scale_for_signed_metrics():

@@ -95,7 +95,8 @@ def activity_table(perturbations: pd.DataFrame, activity: pd.DataFrame) -> pd.Da
             df[c] = np.nan
     df["mean_average_precision"] = pd.to_numeric(df["mean_average_precision"], errors="coerce")
     df["q_value"] = pd.to_numeric(df["q_value"], errors="coerce")
-    df["active"] = df["q_value"] < Q_ACTIVE
+    # Not scored (q missing) is neither active nor inactive: NA, shown as "no value".
+    df["active"] = pd.array(np.where(df["q_value"].notna(), df["q_value"] < Q_ACTIVE, None), dtype="boolean")
     q = df["q_value"].to_numpy(dtype=float)
     df["neg_log10_q"] = np.minimum(-np.log10(np.clip(q, 10.0 ** -MAX_NEG_LOG10_Q, 1.0)), MAX_NEG_LOG10_Q)
     df["type"] = df["perturbation_type"].astype(str).map(lambda t: PERTURBATION_TYPE_LABELS.get(t, t))
@@ -112,7 +113,7 @@ def filter_activity(table: pd.DataFrame, *, types: list[str] | None = None, acti
     if types:
         keep &= table["perturbation_type"].isin(types).to_numpy()
     if active_only:
-        keep &= table["active"].to_numpy(dtype=bool)
+        keep &= table["active"].astype("boolean").fillna(False).to_numpy(dtype=bool)  # filtering only: NA is not active
     if search:
         s = search.strip().lower()
         keep &= (table["perturbation"].astype(str).str.lower().str.contains(s, regex=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,14 @@ import plotly.graph_objects as go
 
 from precompute.contract import PLATE_FORMATS, row_letters
 
-from .palette import PERTURBATION_TYPE_COLOURS, PERTURBATION_TYPE_LABELS, SEQUENTIAL, categorical_colours
+from .palette import (
+    NO_VALUE,
+    NO_VALUE_COLOUR,
+    PERTURBATION_TYPE_COLOURS,
+    PERTURBATION_TYPE_LABELS,
+    SEQUENTIAL,
+    categorical_colours,
+)
 
 _SYMBOLS = {"negative_control": "diamond", "positive_control": "star"}
 
@@ -75,6 +83,8 @@ def plate_layout_figure(
 
     Categorical columns get one legend entry per value (controls also get their own marker
     shape, so they stay visible whatever the colouring); numeric columns get a colour bar.
+    Wells with no value for ``color_by`` are a grey "no value" trace (legend entry and hover),
+    never a colour of the scale or a category.
     ``customdata`` holds the well_id of every point, which click callbacks read back.
     ``highlight`` (well ids) are drawn with a thick outline, e.g. a lasso selection elsewhere.
     """
@@ -85,30 +95,16 @@ def plate_layout_figure(
     size = 17 if plate_format <= 384 else 8
     fig = go.Figure()
     hl = set(highlight) if highlight is not None else set()
-    values = wells[color_by]
-    numeric = pd.api.types.is_numeric_dtype(values) and color_by not in ("row", "col")
-    symbols = [_SYMBOLS.get(t, "circle") for t in wells["perturbation_type"]]
+    numeric = pd.api.types.is_numeric_dtype(wells[color_by]) and color_by not in ("row", "col")
+    missing = wells[color_by].isna().to_numpy()
     if numeric:
-        fig.add_trace(
-            go.Scatter(
-                x=wells["col"],
-                y=wells["row"],
-                mode="markers",
-                marker=dict(
-                    size=size,
-                    color=values,
-                    colorscale=SEQUENTIAL,
-                    symbol=symbols,
-                    colorbar=dict(title=color_by.replace("_", " ")),
-                    line=dict(width=[3 if w in hl else 0.5 for w in wells["well_id"]], color="#000"),
-                ),
-                customdata=wells["well_id"].tolist(),
-                text=_hover_text(wells),
-                hovertemplate="%{text}<br>" + color_by + " = %{marker.color:.3g}<extra></extra>",
-                showlegend=False,
-                name=color_by,
-            )
-        )
+        missing |= ~np.isfinite(wells[color_by].to_numpy(dtype=float, na_value=np.nan))
+    no_value, wells = wells[missing], wells[~missing]
+    values = wells[color_by]
+    if numeric:
+        fig.add_trace(_wells_trace(wells, size, hl, values, color_by,
+                                   "%{text}<br>" + color_by + " = %{marker.color:.3g}<extra></extra>", showlegend=False,
+                                   scale={"colorscale": SEQUENTIAL, "colorbar": {"title": color_by.replace("_", " ")}}))
     else:
         cats = values.astype(str)
         order = sorted(cats.unique())
@@ -118,24 +114,11 @@ def plate_layout_figure(
         else:
             colours = categorical_colours(order)
         for cat in order:
-            sub = wells[cats == cat]
-            fig.add_trace(
-                go.Scatter(
-                    x=sub["col"],
-                    y=sub["row"],
-                    mode="markers",
-                    marker=dict(
-                        size=size,
-                        color=colours[cat],
-                        symbol=[_SYMBOLS.get(t, "circle") for t in sub["perturbation_type"]],
-                        line=dict(width=[3 if w in hl else 0.5 for w in sub["well_id"]], color="#000"),
-                    ),
-                    customdata=sub["well_id"].tolist(),
-                    text=_hover_text(sub),
-                    hovertemplate="%{text}<extra></extra>",
-                    name=PERTURBATION_TYPE_LABELS.get(cat, cat) if color_by == "perturbation_type" else cat,
-                )
-            )
+            name = PERTURBATION_TYPE_LABELS.get(cat, cat) if color_by == "perturbation_type" else cat
+            fig.add_trace(_wells_trace(wells[cats == cat], size, hl, colours[cat], name, "%{text}<extra></extra>"))
+    if len(no_value):
+        fig.add_trace(_wells_trace(no_value, size, hl, NO_VALUE_COLOUR, NO_VALUE, "%{text}<br>" + color_by.replace("_", " ")
+                                   + ": " + NO_VALUE + "<extra></extra>", showlegend=True))
     if selected_well is not None:
         sel = wells[wells["well_id"] == selected_well]
         if not sel.empty:
@@ -150,6 +133,29 @@ def plate_layout_figure(
                 )
             )
     return _base_layout(fig, plate_format, title)
+
+
+def _wells_trace(sub: pd.DataFrame, size: int, hl: set, colour: Any, name: str, hovertemplate: str,
+                 scale: dict | None = None, **kw) -> go.Scatter:
+    """Wells in one colour (or coloured by values on ``scale``); controls keep their marker shape,
+    highlighted wells get a thick outline."""
+    return go.Scatter(
+        x=sub["col"],
+        y=sub["row"],
+        mode="markers",
+        marker=dict(
+            size=size,
+            color=colour,
+            symbol=[_SYMBOLS.get(t, "circle") for t in sub["perturbation_type"]],
+            line=dict(width=[3 if w in hl else 0.5 for w in sub["well_id"]], color="#000"),
+            **(scale or {}),
+        ),
+        customdata=sub["well_id"].tolist(),
+        text=_hover_text(sub),
+        hovertemplate=hovertemplate,
+        name=name,
+        **kw,
+    )
 
 
 def plate_grid(wells: pd.DataFrame, values: np.ndarray, plate_format: int = 384) -> np.ndarray:

@@ -14,7 +14,8 @@ from plotly.subplots import make_subplots
 
 from precompute.contract import PLATE_FORMATS, row_letters
 
-from .palette import DIVERGING, SEQUENTIAL
+from .missing import fmt_value
+from .palette import DIVERGING, NO_VALUE, SEQUENTIAL
 
 ROBUST_Z_OUTLIER = 3.0
 SPACE_COLOURS = {"raw": "#999999", "aligned": "#0072B2"}
@@ -127,14 +128,15 @@ def centroid_similarity(centroids: np.ndarray) -> np.ndarray:
 
 def plate_drift(info: pd.DataFrame, centroids: np.ndarray, threshold: float = ROBUST_Z_OUTLIER) -> pd.DataFrame:
     """Control drift per plate: distance of its control centroid from the median of all plates'
-    centroids, as a robust z-score (median / 1.4826·MAD). ``outlier`` = robust z > threshold."""
+    centroids, as a robust z-score (median / 1.4826·MAD). ``outlier`` = robust z > threshold.
+    With fewer than 3 plates, or no spread, the robust z is undefined: NaN, and nothing is flagged."""
     c = np.asarray(centroids, float)
     drift = np.linalg.norm(c - np.median(c, axis=0), axis=1)
     med = np.median(drift)
     mad = 1.4826 * np.median(np.abs(drift - med))
     # With fewer than 3 plates, or identical drifts, there is no spread to measure against.
     if len(drift) < 3 or mad <= 1e-9 * max(float(med), 1e-12):
-        z = np.zeros_like(drift)
+        z = np.full_like(drift, np.nan)
     else:
         z = (drift - med) / mad
     return info.assign(drift=drift, robust_z=z, outlier=z > threshold)
@@ -161,9 +163,11 @@ def plate_heatmap_figure(grid: np.ndarray, *, title: str, colorbar_title: str, d
         raise ValueError(f"grid shape {grid.shape} does not match a {plate_format}-well plate ({n_rows}x{n_cols})")
     text = [[f"{row_letters(r + 1)}{c + 1:02d}" for c in range(n_cols)] for r in range(n_rows)]
     kw: dict = {"colorscale": DIVERGING, "zmid": 0} if diverging else {"colorscale": SEQUENTIAL}
+    if not np.isfinite(grid).all():  # blank cells are wells without a value: say so where the scale is read
+        colorbar_title = f"{colorbar_title}<br><sup>blank = {NO_VALUE}</sup>"
     fig = go.Figure(go.Heatmap(z=grid, x=list(range(1, n_cols + 1)), y=list(range(1, n_rows + 1)), text=text,
                                hovertemplate="%{text}: %{z:.3g}<extra></extra>", colorbar={"title": {"text": colorbar_title}},
-                               xgap=1, ygap=1, **kw))
+                               xgap=1, ygap=1, hoverongaps=False, **kw))
     _plate_axes(fig, plate_format)
     fig.update_layout(title={"text": title, "y": 0.99, "yanchor": "top"}, plot_bgcolor="#FFFFFF", height=430,
                       margin={"l": 50, "r": 10, "t": 95, "b": 20})
@@ -196,7 +200,7 @@ def position_similarity_figure(stats: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for kind, colour, name in (("same_position", "#D55E00", "same position"), ("different_position", "#56B4E9", "different position")):
         fig.add_trace(go.Bar(x=stats["space"], y=stats[kind], name=name, marker_color=colour,
-                             text=[f"{v:.3f}" for v in stats[kind]], textposition="outside",
+                             text=[fmt_value(v, ".3f") for v in stats[kind]], textposition="outside",
                              hovertemplate="%{x}, " + name + ": %{y:.3f}<extra></extra>"))
     fig.update_layout(barmode="group", height=320, title="Same-position control wells across plates",
                       yaxis_title="mean cosine of control pairs",
@@ -228,6 +232,9 @@ def plate_drift_figure(drift: pd.DataFrame, *, space: str = "aligned", threshold
                            hovertemplate="plate %{x} (batch %{customdata}): robust z %{y:.2f}<extra></extra>",
                            name="control drift"))
     fig.add_hline(y=threshold, line={"dash": "dash", "color": "#D55E00"}, annotation_text=f"outlier (z > {threshold:g})")
+    if not np.isfinite(drift["robust_z"].to_numpy(dtype=float)).any():
+        fig.add_annotation(text=f"robust z: {NO_VALUE} (needs at least 3 plates with spread in control drift)",
+                           showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     fig.update_layout(title=f"Control drift per plate ({space})", xaxis_title="plate", height=320,
                       yaxis_title="robust z of control-centroid distance", plot_bgcolor="#FFFFFF",
                       margin={"l": 60, "r": 10, "t": 50, "b": 40})

@@ -18,7 +18,8 @@ from phenomix_dash import ids
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.figures.activity import activity_table, distance_distribution_figure, filter_activity, volcano_figure
-from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
+from phenomix_dash.figures.missing import fmt_value, js_number_formatter
+from phenomix_dash.figures.palette import NO_VALUE, PERTURBATION_TYPE_LABELS
 from phenomix_dash.selection import cached_on_store
 from precompute.contract import PERTURBATION_TYPES
 
@@ -47,11 +48,11 @@ COLUMN_DEFS = [
     {"field": "type", "headerName": "type", "width": 150},
     {"field": "concentration_um", "headerName": "µM", "width": 80},
     {"field": "n_wells", "headerName": "wells", "width": 80},
-    {"field": "mean_average_precision", "headerName": "mAP", "width": 90, "valueFormatter": {"function": "d3.format('.3f')(params.value)"}},
-    {"field": "q_value", "headerName": "q", "width": 90, "valueFormatter": {"function": "d3.format('.2~g')(params.value)"}},
-    {"field": "active", "headerName": "active (q < 0.05)", "width": 130},
-    {"field": "replicate_cosine", "headerName": "replicate cosine", "width": 130,
-     "valueFormatter": {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}},
+    {"field": "mean_average_precision", "headerName": "mAP", "width": 90, "valueFormatter": js_number_formatter(".3f")},
+    {"field": "q_value", "headerName": "q", "width": 90, "valueFormatter": js_number_formatter(".2~g")},
+    {"field": "active", "headerName": "active (q < 0.05)", "width": 130,
+     "valueFormatter": {"function": f"params.value == null ? '{NO_VALUE}' : String(params.value)"}},
+    {"field": "replicate_cosine", "headerName": "replicate cosine", "width": 130, "valueFormatter": js_number_formatter(".2f")},
     {"field": "pert_id", "headerName": "id", "width": 200},
 ]
 
@@ -185,8 +186,8 @@ def volcano_click(click):
         row = ranked_table(get_data()).set_index("pert_id").loc[pid]
     except (TypeError, KeyError, IndexError, DataUnavailable):
         return no_update
-    return html.Span([html.B(str(row["perturbation"])), f" — mAP {row['mean_average_precision']:.3f}, "
-                      f"q {row['q_value']:.2g} — ", dcc.Link("open perturbation", href=pert_href(pid))])
+    return html.Span([html.B(str(row["perturbation"])), f" — mAP {fmt_value(row['mean_average_precision'], '.3f')}, "
+                      f"q {fmt_value(row['q_value'], '.2g')} — ", dcc.Link("open perturbation", href=pert_href(pid))])
 
 
 @callback(Output(ACT_DOWNLOAD, "data"), Input(ACT_EXPORT, "n_clicks"), State(ACT_TYPES, "value"),

@@ -31,6 +31,7 @@ from phenomix_dash.figures.map import (
     split_positions,
     typed_array,
 )
+from phenomix_dash.figures.missing import fmt_value
 from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
 from phenomix_dash.figures.plate import plate_layout_figure
 from phenomix_dash.security import safe_choice, safe_id, safe_str
@@ -202,10 +203,12 @@ def _activity_line(d, pert_id: str) -> html.Div:
         return html.Div("not scored for activity (negative controls and single-well perturbations are not)",
                         className="text-muted small")
     r = row.iloc[0]
-    active = bool(r["q_value"] < 0.05)
+    scored = np.isfinite(float(r["q_value"]))
+    active = scored and float(r["q_value"]) < 0.05
     return html.Div([
-        dbc.Badge("active" if active else "not active", color="success" if active else "secondary", className="me-2"),
-        html.Span(f"mAP {r['mean_average_precision']:.3f} · q {r['q_value']:.3g}"),
+        dbc.Badge("active" if active else "not active" if scored else "q: no value",
+                  color="success" if active else "secondary" if scored else "light", className="me-2"),
+        html.Span(f"mAP {fmt_value(r['mean_average_precision'], '.3f')} · q {fmt_value(r['q_value'], '.3g')}"),
         html.Div("replicates retrieved against negative controls" + (" (all doses pooled)" if pooled else ""),
                  className="text-muted small"),
     ], className="mb-2")
@@ -247,7 +250,7 @@ def point_panel(d, level: str, point_id: str) -> html.Div:
         pid = point_id
         label = PERTURBATION_TYPE_LABELS.get(r["perturbation_type"], r["perturbation_type"])
         head = [html.H5(str(r["perturbation"]), className="mb-0"),
-                html.Div(f"{label} · {int(r['n_wells'])} wells", className="text-muted small mb-2")]
+                html.Div(f"{label} · {fmt_value(r['n_wells'], ',.0f')} wells", className="text-muted small mb-2")]
         ws = d.wells
         match = ws[(ws["perturbation_type"] == r["perturbation_type"]) & (ws["perturbation"] == r["perturbation"])]
         well_for_images = str(match["well_id"].iloc[0]) if len(match) else None

@@ -19,6 +19,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, PhenomixData, get_data
 from phenomix_dash.figures.images import png_data_uri
+from phenomix_dash.figures.missing import fmt_value, is_true
 from phenomix_dash.figures.neighbours import neighbour_bars, neighbour_grid
 from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
 from phenomix_dash.figures.plate import plate_layout_figure
@@ -86,17 +87,15 @@ def activity_summary(entity: dict, activity: pd.DataFrame | None) -> dict:
         return out | {"activity": None}
     r = hit.iloc[0]
     maps = activity["mean_average_precision"].to_numpy(dtype=float)
-    rank = int((maps > float(r["mean_average_precision"])).sum()) + 1
-    return out | {"activity": {"map": float(r["mean_average_precision"]), "p": float(r["p_value"]),
-                               "q": float(r["q_value"]), "active": bool(r["active"]), "rank": rank,
+    own = float(r["mean_average_precision"])
+    rank = int((maps > own).sum()) + 1 if np.isfinite(own) else None  # no mAP, no rank
+    return out | {"activity": {"map": own, "p": float(r["p_value"]),
+                               "q": float(r["q_value"]), "active": is_true(r["active"]), "rank": rank,
                                "of": int(len(activity)), "pooled": pooled != entity["pert_id"]}}
 
 
 def _fmt(v, spec: str = ".3f") -> str:
-    try:
-        return "—" if v is None or not np.isfinite(float(v)) else format(float(v), spec)
-    except (TypeError, ValueError):
-        return str(v)
+    return fmt_value(v, spec)
 
 
 def _n(v, noun: str) -> str:
@@ -115,16 +114,18 @@ def summary_cards(entity: dict, s: dict) -> dbc.Row:
     if a is None:
         act = [html.H6("Phenotypic activity"), html.Div("not computed for this perturbation", className="text-muted")]
     else:
-        verdict = dbc.Badge("active" if a["active"] else "not distinguishable from controls",
-                            color="success" if a["active"] else "secondary", className="ms-1")
+        scored = np.isfinite(a["q"])
+        verdict = dbc.Badge("active" if a["active"] else "not distinguishable from controls" if scored else "q: no value",
+                            color="success" if a["active"] else "secondary" if scored else "light", className="ms-1")
+        rank = f" (rank {a['rank']} of {a['of']})" if a["rank"] is not None else ""
         act = [html.H6(["Phenotypic activity", verdict]),
-               html.Div([html.B(f"mAP {a['map']:.3f}"), f" (rank {a['rank']} of {a['of']})"]),
+               html.Div([html.B(f"mAP {_fmt(a['map'])}"), rank]),
                html.Div(f"p = {_fmt(a['p'], '.3g')}, q = {_fmt(a['q'], '.3g')} (active means q < 0.05)", className="small"),
                html.Div("mAP of its pooled compound (all doses)" if a["pooled"] else "", className="small text-muted")]
-    n_wells = int(s.get("n_wells") or 0)
+    n_wells = s.get("n_wells")  # unknown stays unknown ("? wells"), never 0
     rc = s.get("replicate_cosine")
-    rep_line = (f"mean cosine between its wells {_fmt(rc)}" if n_wells >= 2
-                else "a single well: replicate consistency needs at least two")
+    rep_line = ("a single well: replicate consistency needs at least two" if _fmt(n_wells, ".0f") in ("0", "1")
+                else f"mean cosine between its wells {_fmt(rc)}")
     guides = s.get("n_guides")
     rep = [html.H6("Replicate consistency"),
            html.Div([html.B(rep_line)]),
