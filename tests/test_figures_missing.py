@@ -219,3 +219,18 @@ def test_fmt_value_never_prints_nan_or_zero_for_missing():
     assert fmt_value(0.12345, ".2f") == "0.12" and fmt_value(0) == "0"
     assert is_true(np.True_) and not is_true(np.nan) and not is_true(pd.NA) and not is_true(None)
     assert "null" in js_number_formatter(".3f")["function"] and NO_VALUE in js_number_formatter(".3f")["function"]
+
+
+def test_benchmark_bars_label_a_missing_score_no_value():
+    from phenomix_dash.figures.benchmarks import replicate_map_figure
+    from phenomix_dash.figures.map import batch_correction_figure
+
+    summary = pd.DataFrame({"metric": ["batch_accuracy"], "label": ["batch predicted"], "group": ["mixing"],
+                            "raw": [0.9], "aligned": [np.nan], "chance": [0.33]})
+    fig = batch_correction_figure(summary)
+    aligned = next(t for t in fig.data if t.name == "aligned")
+    assert list(aligned.text) == [NO_VALUE]
+    rep = pd.DataFrame({"embedder": ["mae", "mae"], "space": ["raw", "tvn"], "map": [0.1, 0.2],
+                        "fraction_q05": [np.nan, 0.25]})
+    bars = replicate_map_figure(rep).data
+    assert list(bars[0].customdata) == [NO_VALUE] and list(bars[1].customdata) == ["25%"]

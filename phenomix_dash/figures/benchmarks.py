@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .missing import fmt_value
 from .palette import OKABE_ITO
 
 EMBEDDER_LABELS = {"random": "random", "pixelstats": "pixel statistics", "mae": "MAE", "features": "precomputed features"}
@@ -89,8 +90,8 @@ def replicate_map_figure(rep: pd.DataFrame) -> go.Figure:
         extra = sub["fraction_q05"].to_numpy(dtype=float) if "fraction_q05" in sub else np.full(len(embs), np.nan)
         fig.add_trace(go.Bar(
             x=[embedder_label(e) for e in embs], y=sub["map"].to_numpy(dtype=float), name=SPACE_LABELS.get(space, space),
-            marker_color=OKABE_ITO[i % len(OKABE_ITO)], customdata=extra,
-            hovertemplate="%{x}<br>mAP %{y:.3f}<br>retrieved at q<0.05: %{customdata:.0%}<extra>" + space + "</extra>"))
+            marker_color=OKABE_ITO[i % len(OKABE_ITO)], customdata=[fmt_value(v, ".0%") for v in extra],
+            hovertemplate="%{x}<br>mAP %{y:.3f}<br>retrieved at q<0.05: %{customdata}<extra>" + space + "</extra>"))
     top = float(np.nanmax(rep["map"].to_numpy(dtype=float), initial=0.0))
     fig.update_layout(barmode="group", yaxis=dict(title="replicate retrieval mAP", range=[0, max(0.3, 1.15 * top)]), height=380,
                       xaxis=dict(title="embedder"), legend=dict(title=dict(text="space")),

@@ -24,6 +24,7 @@ from plotly.subplots import make_subplots
 
 from precompute.contract import PLATE_FORMATS, row_letters
 
+from .missing import fmt_value
 from .palette import (
     NO_VALUE,
     NO_VALUE_COLOUR,
@@ -464,7 +465,7 @@ def batch_correction_figure(summary: pd.DataFrame, *, title: str | None = "Effec
         for space, colour, name in (("raw", "#999999", "raw"), ("aligned", "#0072B2", aligned_label)):
             fig.add_trace(go.Bar(y=sub["label"], x=sub[space], orientation="h", name=name, marker_color=colour,
                                  legendgroup=space, showlegend=c == 1, hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>",
-                                 text=[f"{v:.2f}" for v in sub[space]], textposition="outside"), row=1, col=c)
+                                 text=[fmt_value(v, ".2f") for v in sub[space]], textposition="outside"), row=1, col=c)
         ch = sub[np.isfinite(sub["chance"].to_numpy(dtype=float))]
         if len(ch):
             fig.add_trace(go.Scatter(y=ch["label"], x=ch["chance"], mode="markers", name="chance",

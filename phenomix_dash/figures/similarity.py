@@ -140,6 +140,7 @@ def choose_block(unit: np.ndarray, labels: np.ndarray, row_axis: Axis, col_axis:
             s = strongest_partners(unit, seeds, axis.rows)
             seed_units = np.asarray(labels, dtype=object)[seeds]
         else:
+            # Ranking only (never drawn): a perturbation without a score sorts last instead of first.
             s = np.zeros(axis.rows.size) if score is None else np.nan_to_num(np.asarray(score)[axis.rows], nan=-np.inf)
             seed_units = np.empty(0, dtype=object)
         units = pick_units(axis.units, s, seed_units, units_per_axis(axis, max_side), unique=not axis.doses)
@@ -162,6 +163,8 @@ def cluster_order(values: np.ndarray) -> np.ndarray:
         return np.arange(n)
     from scipy.cluster.hierarchy import leaves_list, linkage
 
+    # Ordering only: a missing cosine counts as 0 (unrelated) for the distances; the heatmap still
+    # draws the cell as a gap (hoverongaps off), never as 0.
     x = np.nan_to_num(np.asarray(values, dtype=np.float64))
     return leaves_list(linkage(x, method="average", metric="euclidean", optimal_ordering=True))
 
@@ -226,7 +229,7 @@ def similarity_heatmap(
         z=np.round(v, 3), x=np.arange(c), y=np.arange(r), text=text,
         zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=DIVERGING,
         colorbar=dict(title=dict(text="cosine<br>similarity"), tickformat=".2f", len=0.55, y=1.0, yanchor="top"),
-        hovertemplate="%{text}<br>cosine %{z:.3f}<extra></extra>", xgap=1, ygap=1, name="cosine",
+        hovertemplate="%{text}<br>cosine %{z:.3f}<extra></extra>", xgap=1, ygap=1, name="cosine", hoverongaps=False,
     ))
     for kind, (symbol, label) in OVERLAY_STYLE.items():
         pts = [(i, j) for i, j, k in overlays if k == kind]
