@@ -60,14 +60,17 @@ def load_model(d: PhenomixData) -> tuple[Any, Any, dict]:
 
 
 def model_input_size(d: PhenomixData) -> int:
-    """The checkpoint's tile size, read from its config.json (no torch import, no weights)."""
+    """The checkpoint's tile size, read from its config.json (no torch import, no weights); for a folder
+    laid out as OpenPhenom is distributed, the public model's 256 px unless its config says otherwise."""
     import json
+
+    from precompute.embed.openphenom_io import input_size
 
     ckpt = checkpoint_of(d)
     if ckpt is None:
         raise ReconstructionUnavailable("this run has no MAE checkpoint")
     try:
-        return int(json.loads((ckpt / "config.json").read_text())["img_size"])
+        return input_size(json.loads((ckpt / "config.json").read_text()))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ReconstructionUnavailable(f"cannot read the model's tile size from {ckpt / 'config.json'}: {err}") from None
 

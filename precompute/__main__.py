@@ -32,11 +32,18 @@ def default_store_for(screen: str) -> Path:
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--screen", default="demo", help="'demo' or a screen folder")
     p.add_argument("--store", type=Path, default=None, help="artifact store (default var/store/<screen>)")
-    p.add_argument("--embedder", action="append", choices=["random", "pixelstats", "mae", "features"],
+    p.add_argument("--embedder", action="append", choices=["random", "pixelstats", "mae", "openphenom", "features"],
                    help="embedders to run (repeatable; default random, pixelstats, mae)")
     p.add_argument("--align", action="append", choices=["centerscale", "tvn", "spherize"],
                    help="alignment methods (repeatable; default centerscale, tvn)")
-    p.add_argument("--checkpoint", type=Path, default=None, help="MAE checkpoint folder (default: the shipped one)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="MAE checkpoint folder (default: the shipped one); for openphenom a folder laid out as "
+                        "Recursion distributes OpenPhenom (config.json + model.safetensors)")
+    p.add_argument("--block", type=_block_arg, default=None, metavar="N|last|best",
+                   help="MAE encoder block to embed from (1-based); 'best' scores every block on the screen's "
+                        "annotations and keeps the best (default: the shipped model's recorded choice, else last)")
+    p.add_argument("--channelwise", action=argparse.BooleanOptionalAction, default=None,
+                   help="MAE: one mean per channel, concatenated (C x D) instead of one mean over all tokens")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     p.add_argument("--tvn-fallback", default="error", choices=["error", "pooled"],
                    help="a batch with too few controls: stop (error) or use pooled controls (logged)")
@@ -68,6 +75,12 @@ def _executor_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(str(err).removeprefix("executor ")) from None  # argparse names the option
 
 
+def _block_arg(value: str) -> str:
+    if value in ("last", "best") or (value.isdigit() and int(value) >= 1):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: use a block number (1 = first), 'last' or 'best'")
+
+
 def _tvn_components_arg(value: str) -> int | str:
     if value in ("auto", "none"):
         return value
@@ -83,9 +96,14 @@ def cmd_run(a: argparse.Namespace) -> int:
     store = a.store or default_store_for(a.screen)
     cfg = RunConfig(device=a.device, tvn_fallback=a.tvn_fallback, tvn_components=a.tvn_components,
                     checkpoint=str(a.checkpoint) if a.checkpoint else None)
+    if a.block is not None:
+        cfg.block = a.block
+    if a.channelwise is not None:
+        cfg.channelwise = a.channelwise
     if a.embedder:
         cfg.embedders = tuple(a.embedder)
-        cfg.primary_embedder = a.embedder[-1] if "mae" not in a.embedder else "mae"
+        mae = [e for e in a.embedder if e in ("mae", "openphenom")]
+        cfg.primary_embedder = mae[-1] if mae else a.embedder[-1]
     if a.align:
         cfg.align_methods = tuple(a.align)
         cfg.primary_align = "tvn" if "tvn" in a.align else a.align[-1]

@@ -48,6 +48,11 @@ class RunConfig:
     tile: int = 256
     checkpoint: str | None = None
     device: str = "auto"
+    # MAE embeddings: encoder block 1..depth, "last" (OpenPhenom's predict) or "best" (every block
+    # scored on the screen's annotations in the embed stage, the best kept; see stages._choose_block);
+    # channelwise: one mean per channel, concatenated (C x D).
+    block: str = "last"
+    channelwise: bool = False
     aggregate_method: str = "mean"
     top_k: int = 50
     umap_sample: int = 100_000

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from precompute.artifacts import file_sha256
-from precompute.embed import get_embedder, tile_sites, to_float01
+from precompute.embed import MAE_EMBEDDERS, get_embedder, tile_sites, to_float01
 from precompute.executors import ExecutorSpec, PlateExecutor, executor_spec, map_plates
 from precompute.screen import Screen, load_screen
 
@@ -39,12 +39,22 @@ def embedder_options(name: str, screen: Screen, config: Any) -> tuple[dict[str, 
         return {"dim": 384, "seed": config.seed}, {"dim": 384, "seed": config.seed, "tile": config.tile}
     if name == "pixelstats":
         return {}, {"tile": config.tile}
-    if name == "mae":
+    if name in MAE_EMBEDDERS:
         from precompute.pipeline import DEFAULT_CHECKPOINT
 
+        if name == "openphenom" and not config.checkpoint:
+            raise FileNotFoundError("the openphenom embedder needs --checkpoint DIR (a folder with config.json and "
+                                    "model.safetensors as Recursion distributes OpenPhenom; nothing is downloaded)")
         ckpt = Path(config.checkpoint) if config.checkpoint else DEFAULT_CHECKPOINT
         fp = checkpoint_fingerprint(ckpt)
-        return {"checkpoint": str(ckpt), "device": config.device}, {"checkpoint_sha": fp}
+        block = str(getattr(config, "block", "last"))
+        channelwise = bool(getattr(config, "channelwise", False))
+        build = {"checkpoint": str(ckpt), "device": config.device, "block": "all" if block == "best" else block,
+                 "channelwise": channelwise, "n_channels": len(screen.channels) if channelwise else None}
+        key = {"checkpoint_sha": fp, "block": block, "channelwise": channelwise}
+        if block == "best":  # the choice depends on how blocks are aligned and scored
+            key.update(tvn_components=config.tvn_components, tvn_fallback=config.tvn_fallback, seed=config.seed)
+        return build, key
     raise ValueError(f"unknown embedder {name!r}")
 
 
@@ -118,7 +128,7 @@ def cached_embedder(name: str, build: dict[str, Any]) -> Any:
     key = (name, json.dumps(build, sort_keys=True, default=str), stamp)
 
     def make() -> Any:
-        if name == "mae":
+        if name in MAE_EMBEDDERS:
             limit_torch_threads()
         return get_embedder(name, **build)
 
@@ -166,7 +176,7 @@ def embed_plate(screen_path: str | Path, plate_id: str, embedder_name: str, buil
     if plate_id not in plates:
         raise ValueError(f"screen {screen.name!r} at {screen_path}: no plate {plate_id!r}")
     embedder = cached_embedder(embedder_name, build_options)
-    if torch_threads is not None and embedder_name == "mae":
+    if torch_threads is not None and embedder_name in MAE_EMBEDDERS:
         import torch
 
         torch.set_num_threads(torch_threads)
@@ -220,13 +230,38 @@ def stage_embed(runner: Any, screen: Screen, config: Any, ingest_key: str, name:
     build, key_cfg = embedder_options(name, screen, config)
 
     def compute(w) -> None:
-        tile = _tile_size(_probe_embedder(name, build, spec), screen, config.tile)
+        probe = _probe_embedder(name, build, spec)
+        tile = _tile_size(probe, screen, config.tile)
         emb = embed_screen(screen, name, build, tile, executor=executor, progress=runner.progress)
+        if build.get("block") == "all":
+            emb = _choose_block(w, screen, config, emb, probe.blocks)
+        elif name in MAE_EMBEDDERS:
+            w.info["block"] = {"chosen": probe.block, "how": "asked for (--block)", "depth": probe.config.depth}
+        if name in MAE_EMBEDDERS:
+            w.info["channelwise"] = bool(build.get("channelwise"))
         w.save_array("embeddings", emb)
         w.info.update({"embedder": name, "tile": tile, "dim": int(emb.shape[1]), "executor": str(spec)})
 
     key = runner.run_stage("embed", name, {"embedder": name, **key_cfg}, {"ingest": ingest_key}, compute)
     return key, build
+
+
+def _choose_block(w: Any, screen: Screen, config: Any, emb: np.ndarray, blocks: list[int]) -> np.ndarray:
+    """--block best: split the side-by-side block embeddings, score every block on the screen's
+    annotations (precompute.evaluate.score_blocks: aligned as the align stage aligns), keep the best
+    block's embeddings and record every block's scores in the manifest and as a table."""
+    from precompute.evaluate import choose_block, score_blocks
+
+    per = emb.reshape(len(emb), len(blocks), -1)
+    scores = score_blocks({b: per[:, i] for i, b in enumerate(blocks)}, screen.wells, screen.ground_truth("relationships"),
+                          tvn_components=config.tvn_components, tvn_fallback=config.tvn_fallback, seed=config.seed)
+    chosen = choose_block(scores)
+    w.save_table("block_scores", scores)
+    w.info["block"] = {"chosen": chosen, "how": "best mean relationship recall after PCA-TVN (--block best)",
+                       "depth": len(blocks), "scores": json.loads(scores.to_json(orient="records"))}
+    log.info("embed     block %d of %d chosen (mean recall %.3f)", chosen, len(blocks),
+             float(scores.set_index("block").loc[chosen, "recall_mean"]))
+    return np.ascontiguousarray(per[:, blocks.index(chosen)])
 
 
 def _probe_embedder(name: str, build: dict[str, Any], spec: ExecutorSpec) -> Any:
@@ -259,15 +294,15 @@ def run_all(runner: Any, screen: Screen, config: Any, ingest_key: str, *,
     plates_on = PlateExecutor(executor) if owned else executor
     try:
         for name in embedders:
-            if name == "mae" and screen.has_images:
+            if name in MAE_EMBEDDERS and screen.has_images:
                 try:
-                    embedder_options("mae", screen, config)
+                    embedder_options(name, screen, config)
                 except FileNotFoundError as err:
                     log.warning("skipping the MAE embedder: %s", err)
                     continue
             key, build = stage_embed(runner, screen, config, ingest_key, name, executor=plates_on)
             embed_keys[name] = key
-            if name == "mae":
+            if name in MAE_EMBEDDERS:
                 checkpoint = build.get("checkpoint")
     finally:
         if owned:

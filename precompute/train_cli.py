@@ -56,8 +56,10 @@ def train_mae_command(a: argparse.Namespace) -> int:
     factories = {"tiny": (mae_tiny, 64), "vit_small": (mae_vit_small_patch16, 256), "vit_base": (mae_vit_base_patch16, 256)}
     factory, default_size = factories[a.model]
     size = a.img_size or default_size
-    config = factory(img_size=size, **({"patch_size": a.patch_size} if a.patch_size else {}))
     screen = load_screen(resolve_screen(a.screen))
+    # The decoder paints one stack per channel, so it is sized to this screen's channels.
+    overrides = {"decoder_channels": len(screen.channels), **({"patch_size": a.patch_size} if a.patch_size else {})}
+    config = factory(img_size=size, **overrides)
     t0 = time.time()
     tiles, data_desc = screen_tiles(screen, size, a.max_wells, a.seed)
     print(f"training {a.model} on {len(tiles)} tiles of {size}px from {data_desc['wells']} wells of {screen.name}", flush=True)

@@ -70,12 +70,12 @@ def test_patchify_unpatchify_round_trip():
 
 
 @pytest.mark.parametrize("ratio", [0.75, 0.5, 0.9])
-def test_random_masking_keeps_round_n_times_one_minus_r(ratio):
+def test_random_masking_keeps_int_n_times_one_minus_r(ratio):
     model = tiny()
     n = 5 * 16
     x = torch.randn(3, n, 4)
     kept, mask, ids_restore = model.random_masking(x, ratio, torch.Generator().manual_seed(1))
-    keep = round(n * (1 - ratio))
+    keep = int(n * (1 - ratio))  # OpenPhenom's len_keep (floor)
     assert kept.shape == (3, keep, 4)
     assert (mask.sum(1) == n - keep).all()
     for b in range(3):  # the kept tokens are exactly those the mask marks visible
@@ -107,8 +107,11 @@ def test_one_model_embeds_3_5_and_6_channels():
             assert model.embed(torch.rand(2, c, SIZE, SIZE)).shape == (2, 128)
             loss, pred, _ = model(torch.rand(2, c, SIZE, SIZE))
         assert pred.shape == (2, c * 16, 64) and torch.isfinite(loss)
-    with pytest.raises(ValueError, match="8 channels"):
-        model(torch.rand(1, 9, SIZE, SIZE))  # the decoder has 8 channel tokens
+    with pytest.raises(ValueError, match="up to 6 channels"):
+        model(torch.rand(1, 7, SIZE, SIZE))  # the decoder has 6 channel tokens and stacks
+    assert model.embed(torch.rand(1, 11, SIZE, SIZE)).shape == (1, 128)  # the encoder takes 11
+    with pytest.raises(ValueError, match="at most 11 channels"):
+        model.embed(torch.rand(1, 12, SIZE, SIZE))
 
 
 def test_embedding_ignores_channel_order():

@@ -6,6 +6,8 @@ embedding is the mean over all tiles of all its sites (Kraus et al. 2024). Embed
 - ``random``: content-independent but deterministic vectors, the floor of every benchmark.
 - ``pixelstats``: per-channel intensity and texture statistics, the classical baseline.
 - ``mae``: a channel-agnostic masked autoencoder (CA-MAE) checkpoint, see :mod:`.mae`.
+- ``openphenom``: the same CA-MAE from a folder laid out as Recursion's public OpenPhenom is
+  distributed (config.json + model.safetensors); see :mod:`.openphenom_io`. Never downloaded.
 
 Heavy imports (torch) happen only when the MAE embedder is asked for.
 """
@@ -28,7 +30,8 @@ __all__ = [
     "to_float01",
 ]
 
-EMBEDDERS: tuple[str, ...] = ("random", "pixelstats", "mae")
+EMBEDDERS: tuple[str, ...] = ("random", "pixelstats", "mae", "openphenom")
+MAE_EMBEDDERS: tuple[str, ...] = ("mae", "openphenom")  # CA-MAE checkpoints, same model class
 
 
 @runtime_checkable
@@ -65,7 +68,9 @@ def get_embedder(name: str, **options: Any) -> Embedder:
 
     - ``get_embedder("random", dim=384, seed=0)``
     - ``get_embedder("pixelstats", n_channels=5)``
-    - ``get_embedder("mae", checkpoint="path/to/ckpt_dir", device="auto", batch_size=256)``
+    - ``get_embedder("mae", checkpoint="path/to/ckpt_dir", device="auto", batch_size=256,
+      block="last", channelwise=False, n_channels=None)``; ``block`` 1..depth, 'last' or 'all'
+    - ``get_embedder("openphenom", checkpoint="path/to/OpenPhenom", ...)``: same options
     """
     key = name.lower()
     if key == "random":
@@ -76,12 +81,14 @@ def get_embedder(name: str, **options: Any) -> Embedder:
         from .baselines import PixelStatsEmbedder
 
         return PixelStatsEmbedder(**options)
-    if key == "mae":
+    if key in MAE_EMBEDDERS:
         from .train import MAEEmbedder
 
         opts = dict(options)
         checkpoint = opts.pop("checkpoint", None) or opts.pop("checkpoint_dir", None)
         if checkpoint is None:
-            raise ValueError("the 'mae' embedder needs checkpoint='path/to/checkpoint_dir'")
-        return MAEEmbedder(checkpoint, **opts)
+            raise ValueError(f"the {key!r} embedder needs checkpoint='path/to/checkpoint_dir'")
+        embedder = MAEEmbedder(checkpoint, **opts)
+        embedder.name = key
+        return embedder
     raise ValueError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")

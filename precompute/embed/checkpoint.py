@@ -21,11 +21,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .mae import ChannelAgnosticMAE, MAEConfig, resolve_device
+from .openphenom_io import OpenPhenomError, is_openphenom_config, load_openphenom
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TRAINING = "training.json"
-FORMAT = "phenomix-ca-mae/1"
+FORMAT = "phenomix-ca-mae/2"  # /2: OpenPhenom parameter layout (/1 checkpoints do not load)
 
 
 class CheckpointError(ValueError):
@@ -106,6 +107,9 @@ def load_checkpoint(
 ) -> tuple[ChannelAgnosticMAE, MAEConfig, dict[str, Any]]:
     """Checkpoint folder (or its model.safetensors) -> (model in eval mode on device, config, meta).
 
+    Takes Phenomix's own folders and folders laid out as OpenPhenom is distributed (a config.json
+    with ``model_type`` "MAE"; see :mod:`.openphenom_io`).
+
     ``meta`` is training.json (empty when the file is absent, e.g. a hand-made checkpoint).
     Raises :class:`CheckpointError` naming the file for a missing folder, missing or invalid
     config, missing, corrupt or altered weights, or weights that do not fit the config.
@@ -115,12 +119,20 @@ def load_checkpoint(
         root = root.parent
     if not root.is_dir():
         raise CheckpointError(f"checkpoint folder not found: {root}")
+    raw = _read_json(root / CONFIG)
+    if is_openphenom_config(raw):
+        try:
+            model, config, meta = load_openphenom(root, resolve_device(device))
+        except OpenPhenomError as exc:
+            raise CheckpointError(str(exc)) from None
+        return model, config, meta
     try:
-        config = MAEConfig.from_dict(_read_json(root / CONFIG))
+        config = MAEConfig.from_dict(raw)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, CheckpointError):
             raise
-        raise CheckpointError(f"bad model config in {root / CONFIG}: {exc}") from None
+        hint = " (a phenomix-ca-mae/1 checkpoint: retrain it with train-mae)" if "max_channels" in raw else ""
+        raise CheckpointError(f"bad model config in {root / CONFIG}: {exc}{hint}") from None
     meta = _read_json(root / TRAINING) if (root / TRAINING).exists() else {}
     weights = root / WEIGHTS
     if not weights.is_file():

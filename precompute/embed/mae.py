@@ -1,20 +1,25 @@
 """Channel-agnostic masked autoencoder (CA-MAE) for Cell Painting tiles, in plain torch.nn.
 
-Follows Kraus et al. 2024 and Recursion's public OpenPhenom (recursionpharma/maes_microscopy),
-with the MAE recipe of He et al. 2022 (facebookresearch/mae); written here from the papers:
+ONE implementation serves the shipped tiny demo model, models trained with ``train-mae`` and
+Recursion's public OpenPhenom weights: the modules of :mod:`.openphenom` carry OpenPhenom's
+parameter names and shapes (``encoder.vit_backbone.*``, ``decoder.*``, ``encoder_decoder_proj``,
+``decoder_pred``), and :class:`MAEConfig` says how big each part is. The recipe (Kraus et al. 2024;
+He et al. 2022), written here from the papers and the public code:
 
-- Inputs in [0, 1] are instance-normalised per image and channel; the loss is on those pixels.
-- Every channel is patchified on its own by ONE shared ``Conv2d(1, D, p, stride=p)``, and every
-  channel's patches get the SAME fixed 2-D sin-cos position embedding. The encoder therefore never
-  learns channel identity: any number of channels can be embedded, and swapping channels leaves
-  the embedding unchanged (channels are told apart by their content only).
+- Inputs in [0, 1] (uint8 / 255) are instance-normalised per image and channel; the loss is on those
+  pixels.
+- Every channel is patchified on its own by ONE shared ``Conv2d(1, D, p, stride=p)`` and every
+  channel's patches get the SAME fixed 2-D sin-cos positions (the table is sized for
+  ``max_in_chans`` channels; zero for the class token). The encoder never learns channel identity:
+  any number of channels up to ``max_in_chans`` can be embedded.
 - 75 % of all channel-patch tokens are masked at random; the decoder adds one learned token per
-  channel (up to ``max_channels``) so it knows which channel to paint.
+  channel (``decoder_channels``) so it knows which channel to paint.
 - Loss = (1 - w) * MSE on masked patches + w * Fourier loss, w = 0.01. The Fourier loss is the L1
   distance between |FFT2| of predicted and true patches (orthonormal FFT, so the weight means the
   same for any patch size), also on masked patches only.
-- A tile's embedding is the mean of the encoder's patch tokens after the final LayerNorm (class
-  token excluded), 384-d for ViT-S.
+- A tile's embedding is OpenPhenom's ``predict``: the mean of a block's patch tokens (class token
+  excluded, no final norm: with average pooling timm's ``norm`` is the identity), from the last block
+  or any other (``block``); ``channelwise`` gives one mean per channel, concatenated (C x D).
 
 Token order everywhere is channel-major: token ``c * L + l`` is patch ``l`` (row-major) of channel
 ``c``, with ``L = (H / p) * (W / p)``.
@@ -28,8 +33,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .openphenom import CAMAEDecoder, ChannelAgnosticViT, MAEEncoder
 
 
 class MAEConfigError(ValueError):
@@ -38,21 +44,29 @@ class MAEConfigError(ValueError):
 
 @dataclass(frozen=True)
 class MAEConfig:
-    """Architecture and loss settings; saved as config.json beside the weights."""
+    """Architecture and loss settings; saved as config.json beside the weights.
+
+    Defaults are OpenPhenom's (ViT-S/16 at 256 px, its public decoder)."""
 
     img_size: int = 256
     patch_size: int = 16
     embed_dim: int = 384
     depth: int = 12
     num_heads: int = 6
-    decoder_embed_dim: int = 256
-    decoder_depth: int = 4
-    decoder_num_heads: int = 8
     mlp_ratio: float = 4.0
+    qkv_bias: bool = False
+    qk_norm: bool = True
+    init_values: float | None = 1e-4  # LayerScale start; None: no LayerScale
+    max_in_chans: int = 11  # rows of the encoder's position table, in channels
+    decoder_embed_dim: int = 512
+    decoder_depth: int = 8
+    decoder_num_heads: int = 16
+    decoder_channels: int = 6  # channels the decoder can paint (one channel token and decoder each)
+    decoder_qkv_bias: bool = True
+    decoder_norm_eps: float = 1e-5
+    cross_attention_heads: int = 8
     mask_ratio: float = 0.75
     fourier_weight: float = 0.01
-    max_channels: int = 8
-    qk_norm: bool = True  # OpenPhenom's ViTs normalise queries and keys; it steadies training
     norm_pix_loss: bool = False  # OpenPhenom: off (inputs are already instance-normalised)
 
     def __post_init__(self) -> None:
@@ -61,6 +75,7 @@ class MAEConfig:
         for dim, heads, label in (
             (self.embed_dim, self.num_heads, "embed_dim/num_heads"),
             (self.decoder_embed_dim, self.decoder_num_heads, "decoder_embed_dim/decoder_num_heads"),
+            (self.decoder_embed_dim, self.cross_attention_heads, "decoder_embed_dim/cross_attention_heads"),
         ):
             if dim % heads:
                 raise MAEConfigError(f"{label}: {dim} is not divisible by {heads} heads")
@@ -70,8 +85,9 @@ class MAEConfig:
             raise MAEConfigError(f"mask_ratio must be in [0, 1); got {self.mask_ratio}")
         if not 0.0 <= self.fourier_weight < 1.0:
             raise MAEConfigError(f"fourier_weight must be in [0, 1); got {self.fourier_weight}")
-        if self.max_channels < 1:
-            raise MAEConfigError(f"max_channels must be positive; got {self.max_channels}")
+        for name in ("max_in_chans", "decoder_channels", "depth"):
+            if getattr(self, name) < 1:
+                raise MAEConfigError(f"{name} must be positive; got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,45 +108,20 @@ class MAEConfig:
 def mae_tiny(img_size: int = 64, **overrides: Any) -> MAEConfig:
     """~1 M parameters, patch 8: a 64x64 tile gives 64 patches per channel; trains on a CPU."""
     base = dict(
-        img_size=img_size,
-        patch_size=8,
-        embed_dim=128,
-        depth=4,
-        num_heads=4,
-        decoder_embed_dim=64,
-        decoder_depth=2,
-        decoder_num_heads=4,
+        img_size=img_size, patch_size=8, embed_dim=128, depth=4, num_heads=4,
+        decoder_embed_dim=64, decoder_depth=1, decoder_num_heads=4, decoder_norm_eps=1e-6,
     )
     return MAEConfig(**{**base, **overrides})
 
 
 def mae_vit_small_patch16(img_size: int = 256, **overrides: Any) -> MAEConfig:
-    """ViT-S/16 encoder (384 x 12, 6 heads) with OpenPhenom's light decoder (256 x 4)."""
-    base = dict(
-        img_size=img_size,
-        patch_size=16,
-        embed_dim=384,
-        depth=12,
-        num_heads=6,
-        decoder_embed_dim=256,
-        decoder_depth=4,
-        decoder_num_heads=8,
-    )
-    return MAEConfig(**{**base, **overrides})
+    """OpenPhenom: ViT-S/16 encoder (384 x 12, 6 heads), its public decoder (512 x 8, 16 heads, 6 channels)."""
+    return MAEConfig(**{"img_size": img_size, **overrides})
 
 
 def mae_vit_base_patch16(img_size: int = 256, **overrides: Any) -> MAEConfig:
-    """ViT-B/16 encoder (768 x 12, 12 heads) with the MAE paper's decoder (512 x 8)."""
-    base = dict(
-        img_size=img_size,
-        patch_size=16,
-        embed_dim=768,
-        depth=12,
-        num_heads=12,
-        decoder_embed_dim=512,
-        decoder_depth=8,
-        decoder_num_heads=16,
-    )
+    """ViT-B/16 encoder (768 x 12, 12 heads) with the MAE paper's decoder width (512 x 8)."""
+    base = dict(img_size=img_size, embed_dim=768, num_heads=12)
     return MAEConfig(**{**base, **overrides})
 
 
@@ -168,25 +159,6 @@ def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def sincos_pos_embed_2d(dim: int, grid_h: int, grid_w: int) -> torch.Tensor:
-    """Fixed 2-D sin-cos position embedding -> (grid_h * grid_w, dim), row-major positions.
-
-    Half the width encodes the row, half the column, each as sin and cos of position times
-    frequencies 1 / 10000^(i / (dim / 4)).
-    """
-    quarter = dim // 4
-    omega = 1.0 / 10000.0 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
-    ys, xs = torch.meshgrid(
-        torch.arange(grid_h, dtype=torch.float64),
-        torch.arange(grid_w, dtype=torch.float64),
-        indexing="ij",
-    )
-    ang_y = ys.reshape(-1, 1) * omega
-    ang_x = xs.reshape(-1, 1) * omega
-    emb = torch.cat([ang_y.sin(), ang_y.cos(), ang_x.sin(), ang_x.cos()], dim=1)
-    return emb.float()
-
-
 def instance_normalize(imgs: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(B, C, H, W) -> (normalised, mean (B, C, 1, 1), std (B, C, 1, 1)); per image and channel.
 
@@ -200,103 +172,74 @@ def instance_normalize(imgs: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Ten
     return (x - mean) / std, mean, std
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention through scaled_dot_product_attention (flash kernels on GPU)."""
-
-    def __init__(self, dim: int, num_heads: int, qk_norm: bool) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.q_norm = nn.LayerNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
-        self.k_norm = nn.LayerNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, D) -> (B, N, D)."""
-        b, n, d = x.shape
-        qkv = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
-        out = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v)
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(LN(x)), then x + MLP(LN(x))."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, qk_norm: bool) -> None:
-        super().__init__()
-        hidden = int(dim * mlp_ratio)
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads, qk_norm)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, D) -> (B, N, D)."""
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+def resolve_blocks(depth: int, block: int | str | None) -> int:
+    """'last' / None -> depth; an int (or digits) 1..depth -> itself; anything else raises."""
+    if block is None or block == "last":
+        return depth
+    try:
+        n = int(block)
+    except (TypeError, ValueError):
+        raise ValueError(f"block must be 1..{depth}, 'last' or 'best'; got {block!r}") from None
+    if not 1 <= n <= depth:
+        raise ValueError(f"block {n} does not exist: the encoder has blocks 1..{depth}")
+    return n
 
 
 class ChannelAgnosticMAE(nn.Module):
-    """CA-MAE: shared per-channel patch embedding, ViT encoder, light transformer decoder."""
+    """CA-MAE with OpenPhenom's parameter layout: encoder.vit_backbone, encoder_decoder_proj,
+    decoder (CAMAEDecoder), decoder_pred."""
 
     def __init__(self, config: MAEConfig) -> None:
         super().__init__()
         self.config = config
-        d, dd, p = config.embed_dim, config.decoder_embed_dim, config.patch_size
-        self.patch_embed = nn.Conv2d(1, d, kernel_size=p, stride=p)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.blocks = nn.ModuleList(
-            Block(d, config.num_heads, config.mlp_ratio, config.qk_norm) for _ in range(config.depth)
+        c, g = config, config.grid_size
+        self.encoder = MAEEncoder(ChannelAgnosticViT(
+            patch_size=c.patch_size, grid=g, dim=c.embed_dim, depth=c.depth, num_heads=c.num_heads,
+            mlp_ratio=c.mlp_ratio, qkv_bias=c.qkv_bias, qk_norm=c.qk_norm, init_values=c.init_values,
+            max_in_chans=c.max_in_chans,
+        ))
+        self.decoder = CAMAEDecoder(
+            channels=c.decoder_channels, grid=g, dim=c.decoder_embed_dim, depth=c.decoder_depth,
+            num_heads=c.decoder_num_heads, mlp_ratio=c.mlp_ratio, qkv_bias=c.decoder_qkv_bias,
+            eps=c.decoder_norm_eps, cross_heads=c.cross_attention_heads,
         )
-        self.norm = nn.LayerNorm(d, eps=1e-6)
-        self.decoder_embed = nn.Linear(d, dd)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
-        self.channel_tokens = nn.Parameter(torch.zeros(1, config.max_channels, 1, dd))
-        self.decoder_blocks = nn.ModuleList(
-            Block(dd, config.decoder_num_heads, config.mlp_ratio, config.qk_norm) for _ in range(config.decoder_depth)
-        )
-        self.decoder_norm = nn.LayerNorm(dd, eps=1e-6)
-        self.decoder_pred = nn.Linear(dd, p * p)
-        g = config.grid_size
-        # Fixed, so not saved in checkpoints (persistent=False); rebuilt for other grid sizes.
-        self.register_buffer("pos_embed", sincos_pos_embed_2d(d, g, g), persistent=False)
-        self.register_buffer("decoder_pos_embed", sincos_pos_embed_2d(dd, g, g), persistent=False)
+        self.encoder_decoder_proj = nn.Linear(c.embed_dim, c.decoder_embed_dim)
+        self.decoder_pred = nn.Linear(c.decoder_embed_dim, c.patch_size**2)
         self._init_weights()
+
+    @property
+    def vit(self) -> ChannelAgnosticViT:
+        return self.encoder.vit_backbone
 
     def _init_weights(self) -> None:
         # MAE recipe: xavier-uniform linears (patch conv treated as a linear), N(0, .02) tokens.
+        # LayerScale gammas keep init_values; position tables stay fixed.
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        w = self.patch_embed.weight
+        w = self.vit.patch_embed.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.zeros_(self.patch_embed.bias)
-        for token in (self.cls_token, self.mask_token, self.channel_tokens):
+        nn.init.zeros_(self.vit.patch_embed.proj.bias)
+        for token in (self.vit.cls_token, self.decoder.mask_token, *self.decoder.modality_tokens):
             nn.init.normal_(token, std=0.02)
 
     def _grid(self, imgs: torch.Tensor) -> tuple[int, int]:
-        p = self.config.patch_size
+        p, s = self.config.patch_size, self.config.img_size
         h, w = imgs.shape[-2:]
-        if h % p or w % p:
-            raise ValueError(f"image size {h}x{w} is not a multiple of patch size {p}")
+        if (h, w) != (s, s):
+            raise ValueError(f"image size {h}x{w} differs from the model's {s}x{s} input (its position table is fixed)")
         return h // p, w // p
-
-    def _pos(self, buffer: torch.Tensor, dim: int, grid: tuple[int, int]) -> torch.Tensor:
-        if grid == (self.config.grid_size,) * 2:
-            return buffer
-        return sincos_pos_embed_2d(dim, *grid).to(buffer.device)
 
     def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C * L, p * p), channel-major tokens, row-major pixels in a patch."""
         b, c, h, w = imgs.shape
         p = self.config.patch_size
-        gh, gw = self._grid(imgs)
+        gh, gw = h // p, w // p
         x = imgs.reshape(b, c, gh, p, gw, p).permute(0, 1, 2, 4, 3, 5)
         return x.reshape(b, c * gh * gw, p * p)
 
@@ -315,80 +258,45 @@ class ChannelAgnosticMAE(nn.Module):
         return x.reshape(b, n_channels, gh * p, gw * p)
 
     def random_masking(
-        self, x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+        self, x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Keep a random round(N * (1 - r)) tokens per sample (at least 1).
+        """Keep the int(N * (1 - r)) tokens (at least 1) of lowest ``noise`` per sample.
 
         x (B, N, D) -> kept (B, K, D), mask (B, N) with 1 = masked, ids_restore (B, N) that
         puts the [kept, masked] order back into token order. A CPU ``generator`` makes the mask
-        reproducible on any device.
+        reproducible on any device; ``noise`` (B, N) fixes it outright (OpenPhenom's constant_noise).
         """
         b, n, d = x.shape
-        keep = max(1, int(round(n * (1.0 - mask_ratio))))
-        if generator is None:
-            noise = torch.rand(b, n, device=x.device)
-        else:
-            noise = torch.rand(b, n, generator=generator).to(x.device)
-        ids_shuffle = torch.argsort(noise, dim=1)
+        keep = max(1, int(n * (1.0 - mask_ratio)))
+        if noise is None:
+            noise = torch.rand(b, n, generator=generator) if generator is not None else torch.rand(b, n)
+        ids_shuffle = torch.argsort(noise.to(x.device), dim=1)
         ids_restore = torch.argsort(ids_shuffle, dim=1)
-        ids_keep = ids_shuffle[:, :keep]
-        kept = torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, d))
+        kept = torch.gather(x, 1, ids_shuffle[:, :keep].unsqueeze(-1).expand(-1, -1, d))
         mask = torch.ones(b, n, device=x.device)
         mask[:, :keep] = 0
         return kept, torch.gather(mask, 1, ids_restore), ids_restore
 
-    def _tokens(self, imgs: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) normalised -> (B, C * L, D) patch tokens with position embedding."""
-        b, c = imgs.shape[:2]
-        grid = self._grid(imgs)
-        x = self.patch_embed(imgs.reshape(b * c, 1, *imgs.shape[-2:]))  # (B*C, D, gh, gw)
-        x = x.flatten(2).transpose(1, 2).reshape(b, c, grid[0] * grid[1], -1)
-        x = x + self._pos(self.pos_embed, self.config.embed_dim, grid)
-        return x.reshape(b, c * grid[0] * grid[1], -1)
-
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, K, D) tokens -> (B, 1 + K, D): prepend class token, run blocks, final LayerNorm."""
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        for blk in self.blocks:
-            x = blk(x)
-        return self.norm(x)
-
     def forward_encoder(
-        self, imgs: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+        self, imgs: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normalised (B, C, H, W) -> latent (B, 1 + K, D), mask (B, C * L), ids_restore (B, C * L)."""
-        kept, mask, ids_restore = self.random_masking(self._tokens(imgs), mask_ratio, generator)
-        return self._encode(kept), mask, ids_restore
+        self._grid(imgs)
+        kept, mask, ids_restore = self.random_masking(self.vit.embed_tokens(imgs), mask_ratio, generator, noise)
+        latent, _ = self.vit.run_blocks(self.vit.with_class_token(kept))
+        return latent, mask, ids_restore  # vit.norm is the identity: no final norm
 
-    def forward_decoder(
-        self,
-        latent: torch.Tensor,
-        ids_restore: torch.Tensor,
-        n_channels: int,
-        grid: tuple[int, int],
-    ) -> torch.Tensor:
-        """latent (B, 1 + K, D) -> predicted normalised pixels (B, C * L, p * p).
-
-        Channel tokens are taken by position (channel c gets token c), so reconstructions are
-        meaningful only when channels come in the order the model was trained on.
-        """
-        if n_channels > self.config.max_channels:
+    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """latent (B, 1 + K, D) -> predicted normalised pixels (B, C * L, p * p)."""
+        if ids_restore.shape[1] > self.config.decoder_channels * self.config.grid_size**2:
             raise ValueError(
-                f"the decoder knows {self.config.max_channels} channels; got {n_channels} "
-                "(embedding needs no decoder and takes any number)"
+                f"the decoder paints up to {self.config.decoder_channels} channels; got "
+                f"{ids_restore.shape[1] // self.config.grid_size**2} (embedding needs no decoder)"
             )
-        x = self.decoder_embed(latent)
-        b, n = ids_restore.shape
-        dd = x.shape[-1]
-        fill = self.mask_token.to(x.dtype).expand(b, n + 1 - x.shape[1], -1)
-        x_ = torch.cat([x[:, 1:], fill], dim=1)
-        x_ = torch.gather(x_, 1, ids_restore.unsqueeze(-1).expand(-1, -1, dd))
-        pos = self._pos(self.decoder_pos_embed, dd, grid)
-        x_ = x_.view(b, n_channels, -1, dd) + pos + self.channel_tokens[:, :n_channels]
-        x = torch.cat([x[:, :1], x_.reshape(b, n, dd)], dim=1)
-        for blk in self.decoder_blocks:
-            x = blk(x)
-        return self.decoder_pred(self.decoder_norm(x))[:, 1:]
+        x = self.decoder(self.encoder_decoder_proj(latent), ids_restore)
+        return self.decoder_pred(x)[:, 1:]
 
     def forward_loss(
         self,
@@ -431,17 +339,44 @@ class ChannelAgnosticMAE(nn.Module):
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
         normed, _, _ = instance_normalize(imgs)
         latent, mask, ids_restore = self.forward_encoder(normed, ratio, generator)
-        pred = self.forward_decoder(latent, ids_restore, imgs.shape[1], self._grid(imgs))
+        pred = self.forward_decoder(latent, ids_restore)
         return self.forward_loss(normed, pred, mask), pred, mask
 
-    def embed(self, imgs: torch.Tensor) -> torch.Tensor:
-        """imgs (B, C, H, W) in [0, 1], any C -> (B, embed_dim): mean of normed patch tokens."""
+    def embed_blocks(
+        self, imgs: torch.Tensor, blocks: list[int], channelwise: bool = False
+    ) -> dict[int, torch.Tensor]:
+        """imgs (B, C, H, W) in [0, 1] -> {block: (B, D)} or, channelwise, {block: (B, C * D)}.
+
+        The mean of each requested block's patch tokens (1-based block numbers), one forward pass
+        for all of them; the forward stops after the deepest block asked for.
+        """
+        wanted = {resolve_blocks(self.config.depth, b) for b in blocks}
         normed, _, _ = instance_normalize(imgs)
-        return self._encode(self._tokens(normed))[:, 1:].mean(dim=1)
+        self._grid(normed)
+        vit = self.vit
+        x = vit.with_class_token(vit.embed_tokens(normed))
+        out: dict[int, torch.Tensor] = {}
+        for i, blk in enumerate(vit.blocks[: max(wanted)], start=1):
+            x = blk(x)
+            if i in wanted:
+                tokens = x[:, 1:]
+                if channelwise:
+                    b, c = imgs.shape[:2]
+                    out[i] = tokens.reshape(b, c, -1, tokens.shape[-1]).mean(dim=2).reshape(b, -1)
+                else:
+                    out[i] = tokens.mean(dim=1)
+        return out
+
+    def embed(self, imgs: torch.Tensor, block: int | str | None = None, channelwise: bool = False) -> torch.Tensor:
+        """imgs (B, C, H, W) in [0, 1], C <= max_in_chans -> (B, D), or (B, C * D) channelwise:
+        OpenPhenom's ``predict`` (mean of the last block's patch tokens, no norm) at any block."""
+        n = resolve_blocks(self.config.depth, block)
+        return self.embed_blocks(imgs, [n], channelwise)[n]
 
     @torch.inference_mode()
     def reconstruct(
-        self, imgs: np.ndarray | torch.Tensor, mask_ratio: float | None = None, seed: int = 0
+        self, imgs: np.ndarray | torch.Tensor, mask_ratio: float | None = None, seed: int = 0,
+        noise: torch.Tensor | None = None,
     ) -> dict[str, np.ndarray]:
         """Mask, encode, decode, and return numpy arrays for display (n = batch, C channels).
 
@@ -465,8 +400,8 @@ class ChannelAgnosticMAE(nn.Module):
         normed, mean, std = instance_normalize(x)
         gen = torch.Generator().manual_seed(seed)
         with autocast_for(device):
-            latent, mask, ids_restore = self.forward_encoder(normed, ratio, gen)
-            pred = self.forward_decoder(latent, ids_restore, c, grid)
+            latent, mask, ids_restore = self.forward_encoder(normed, ratio, gen, noise)
+            pred = self.forward_decoder(latent, ids_restore)
         pred = pred.float()
         err = ((pred - self.patchify(normed)) ** 2).mean(dim=-1).view(n, c, -1)
         mask_c = mask.view(n, c, -1)
@@ -486,8 +421,8 @@ class ChannelAgnosticMAE(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
-    """Trainable parameters: encoder (patch embed, cls, blocks, norm), decoder, total."""
-    total = sum(p.numel() for p in model.parameters())
-    enc_prefixes = ("patch_embed.", "cls_token", "blocks.", "norm.")
-    encoder = sum(p.numel() for k, p in model.named_parameters() if k.startswith(enc_prefixes))
+    """Trainable parameters: encoder (encoder.*), decoder (the rest), total; frozen position tables excluded."""
+    params = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+    total = sum(p.numel() for _, p in params)
+    encoder = sum(p.numel() for k, p in params if k.startswith("encoder."))
     return {"encoder": encoder, "decoder": total - encoder, "total": total}
