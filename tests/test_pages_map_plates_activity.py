@@ -6,6 +6,7 @@ import base64
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from dash import Patch, no_update
 
@@ -19,6 +20,7 @@ from phenomix_dash.selection import (
     region_rows,
     selected_wells,
 )
+from precompute.aggregate import pert_id_for
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +131,19 @@ def test_clicking_a_point_maps_its_index_back_to_the_well(app_data):
 
 def test_side_panel_puts_activity_first_then_neighbours_and_links(app_data):
     m, d = page("map"), app_data
-    treated = d.wells[d.wells["perturbation_type"] == "crispr"]["well_id"].iloc[0]
+    act = d.activity().set_index("pert_id")
+    crispr = d.wells[d.wells["perturbation_type"] == "crispr"]
+    scored = crispr[[pert_id_for("crispr", p) in act.index for p in crispr["perturbation"]]]
+    assert len(scored), "the tiny store scores its CRISPR perturbations for activity"
+    treated = scored["well_id"].iloc[0]
+    r = act.loc[pert_id_for("crispr", scored["perturbation"].iloc[0])]
     panel = m.point_panel(d, "wells", treated)
     text = _text(panel)
-    assert "mAP" in text or "not scored" in text
+    assert f"mAP {r['mean_average_precision']:.3f} · q {r['q_value']:.3g}" in text and "not scored" not in text
+    assert ("not active" in text) == bool(r["q_value"] >= 0.05)  # the badge follows the q-value
+    control = d.wells.loc[d.wells["perturbation_type"] == "negative_control", "well_id"].iloc[0]
+    control_text = _text(m.point_panel(d, "wells", control))
+    assert "not scored for activity" in control_text and "mAP" not in control_text  # controls are the null
     assert "Most similar perturbations" in text
     assert text.index("Most similar") > text.index("Perturbation page")
     hrefs = [c.href for c in _walk(panel) if getattr(c, "href", None)]
@@ -205,11 +216,30 @@ def test_plates_callbacks(app_data):
     assert p.update_static_views("/plates")[0] is pos  # the second visit costs a lookup
     drift, outliers = p.update_drift("raw")
     assert len(drift.data[0].x) == len(d.plates)
-    assert "outlier plate" in _text(outliers) or "No plate drifts" in _text(outliers)
+    flagged = p.plate_stats(d)["drift_raw"].query("outlier")["plate"]  # the verdict the data gives
+    if len(flagged):
+        assert f"{len(flagged)} outlier plate(s)" in _text(outliers) and all(x in _text(outliers) for x in flagged)
+    else:
+        assert "No plate drifts" in _text(outliers)
     assert p.plate_from_click({"points": [{"x": plate}]}, set(d.plates["plate"])) == plate
     assert p.plate_from_click({"points": [{"x": "evil"}]}, set(d.plates["plate"])) is None
     stats = p.control_position_stats(d)
     assert stats["space"].tolist() == ["raw", "aligned"] and stats["n_same_pairs"].iloc[0] > 0
+
+
+def test_outlier_list_names_the_drifting_plate_and_only_it():
+    """Known answers: one plate's controls far from the rest is flagged; even drifts flag none."""
+    from phenomix_dash.figures.plates_qc import plate_drift
+
+    p = page("plates")
+    info = pd.DataFrame({"plate": [f"P{i}" for i in range(8)], "batch": ["b1"] * 8})
+    centroids = np.random.default_rng(0).normal(scale=0.1, size=(8, 16))
+    calm = _text(p.outlier_list(plate_drift(info, centroids)))
+    assert "No plate drifts" in calm and "outlier" not in calm
+    centroids[5] += 10.0
+    text = _text(p.outlier_list(plate_drift(info, centroids)))
+    assert "1 outlier plate(s)" in text and "(batch b1, z = " in text
+    assert [x for x in info["plate"] if x in text] == ["P5"]
 
 
 # -- activity ------------------------------------------------------------------------------------
