@@ -66,6 +66,12 @@ class PhenomixData:
         except ArtifactError as err:
             raise DataUnavailable(f"{err} (rerun `python -m precompute run --force {name}` to rebuild it)") from None
 
+    def stage_info(self, *path: str) -> dict[str, Any]:
+        """What a stage recorded about how it computed (its manifest's ``info``: e.g. the UMAP fit
+        sample, the replicate-mAP sample); {} when it recorded nothing."""
+        info = self.stage(*path).manifest.get("info")
+        return dict(info) if isinstance(info, dict) else {}
+
     def has_stage(self, *path: str) -> bool:
         node: Any = self.run.get("stages", {})
         for p in path:

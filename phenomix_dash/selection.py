@@ -372,6 +372,43 @@ def selection_csv_text(d: Any, level: str, sel: str) -> str:
     return selection_csv(w, metrics)
 
 
+def umap_caption(d: Any, level: str, space: str) -> str | None:
+    """'UMAP fitted on N of M wells; ...' when the project stage fitted on a sample (its manifest)."""
+    from phenomix_dash.figures.captions import umap_fit_caption
+
+    key = "perturbations" if level == "perturbations" else space
+    try:
+        fitted = d.stage_info("project", d.primary_embedder).get("umap", {}).get("fitted_on", {}).get(key)
+    except _MISSING:
+        return None
+    return umap_fit_caption(None if fitted is None else int(fitted), len(point_coordinates(d, level, space)), level)
+
+
+def benchmark_captions(d: Any, embedder: str | None = None) -> tuple[str | None, str | None]:
+    """(replicate-mAP caption, batch-metrics caption) from the evaluate stage's manifest and tables;
+    None where nothing was sampled."""
+    from phenomix_dash.figures.captions import batch_caption, replicate_caption
+
+    embedder = embedder or d.primary_embedder
+    try:
+        info = d.stage_info("evaluate")
+    except _MISSING:
+        return None, None
+
+    def most(name: str, col: str) -> int | None:
+        try:
+            t = d.benchmark_table(name)
+        except _MISSING:
+            return None
+        t = t[t["embedder"] == embedder] if "embedder" in t.columns else t
+        return int(t[col].max()) if col in t.columns and len(t) and t[col].notna().any() else None
+
+    batch = info.get("batch_metrics") or {}
+    used = batch.get("sampled") if "sampled" in batch else most("batch", "n_samples")
+    return (replicate_caption(info, most("replicate_map", "n_perturbations")),
+            batch_caption(None if used is None else int(used), int(batch.get("wells", len(d.wells)))))
+
+
 def benchmark_rows(d: Any) -> pd.DataFrame:
     """Raw-vs-aligned batch mixing and replicate retrieval for the primary embedder."""
     from phenomix_dash.figures.map import benchmark_summary

@@ -149,10 +149,17 @@ def stage_evaluate(runner: Any, screen: Screen, config: Any, per_embedder: dict[
               for m, key in (node.items() if isinstance(node, dict) else [("-", node)])}
 
     def compute(w) -> None:
+        from precompute.evaluate_map import count_replicate_entities
         from precompute.scorecard import MAX_REPLICATE_ENTITIES
 
         result = evaluate_run(runner.store, screen, per_embedder, config)
         w.info["replicate_map_sample"] = f"at most {MAX_REPLICATE_ENTITIES} perturbations (seeded) query; see docs/artifacts.md"
+        # Counts the dashboard shows beside the results ("over N of M perturbations", "on N of M wells").
+        n_rep = count_replicate_entities(screen.wells)
+        w.info["replicate_map"] = {"with_replicates": n_rep, "queried": min(n_rep, MAX_REPLICATE_ENTITIES)}
+        batch = result.get("tables", {}).get("batch")
+        used = int(batch["n_samples"].max()) if batch is not None and len(batch) and "n_samples" in batch else None
+        w.info["batch_metrics"] = {"wells": len(screen.wells), "sampled": used}
         for name, df in result.pop("tables", {}).items():
             w.save_table(name, _parquet_safe(df))
         w.save_json("benchmarks", result)

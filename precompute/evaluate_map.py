@@ -269,6 +269,21 @@ def _ap_per_plate(
     return ap
 
 
+def _query_rows(wells: pd.DataFrame, include_controls: bool) -> np.ndarray:
+    """Rows whose entity can be a replicate query (controls left out unless ``include_controls``)."""
+    if include_controls:
+        return np.arange(len(wells))
+    return np.flatnonzero(~wells["perturbation_type"].astype(str).isin(["negative_control", "positive_control"]).to_numpy())
+
+
+def count_replicate_entities(wells: pd.DataFrame, *, per_dose: bool = False, include_controls: bool = False) -> int:
+    """How many entities have >= 2 wells and so can be replicate-mAP queries (what ``max_entities``
+    samples from); the evaluate stage records it so the dashboard can say "N of M"."""
+    codes, _ = _entity_keys(wells, per_dose)
+    rows = _query_rows(wells, include_controls)
+    return int((np.bincount(codes[rows]) >= 2).sum()) if rows.size else 0
+
+
 def replicate_retrieval_map(
     emb: np.ndarray,
     wells: pd.DataFrame,
@@ -308,13 +323,10 @@ def replicate_retrieval_map(
     if not finite.all():
         raise ValueError(f"emb has NaN or inf values: first bad row is index {int(np.argmin(finite))}")
     codes, table = _entity_keys(wells, per_dose)
-    keep = np.ones(len(wells), dtype=bool)
-    if not include_controls:
-        keep = ~wells["perturbation_type"].astype(str).isin(["negative_control", "positive_control"]).to_numpy()
     plate = _negative_scope(wells, negatives)
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
     xn = emb / np.where(norms > 0, norms, 1)
-    rows_kept = np.flatnonzero(keep)
+    rows_kept = _query_rows(wells, include_controls)
     # Positive pairs of every entity (any plate), grouped by the query's plate then query row.
     queries = rows_kept
     entities = np.unique(codes[rows_kept])

@@ -50,15 +50,18 @@ def distance_distribution_figure(
     rng = np.random.default_rng(seed)
     fig = go.Figure()
     probs = np.linspace(0, 1, 201)
+    drawn = total = 0
     for typ in _type_order(t):
         x = v[(t == typ) & np.isfinite(v)]
         if x.size == 0:
             continue
+        total += x.size
         name = f"{PERTURBATION_TYPE_LABELS.get(typ, typ)} ({x.size:,})"
         colour = PERTURBATION_TYPE_COLOURS.get(typ, "#000000")
         if kind == "violin":
             if x.size > max_per_group:
                 x = rng.choice(x, max_per_group, replace=False)
+            drawn += x.size
             fig.add_trace(go.Violin(y=x.astype(np.float32), name=name, line_color=colour, fillcolor=colour, opacity=0.6,
                                     box_visible=True, meanline_visible=False, points=False, spanmode="hard",
                                     hoverinfo="y+name"))
@@ -72,8 +75,11 @@ def distance_distribution_figure(
     else:
         fig.update_layout(xaxis_title=label, yaxis_title="fraction of wells (cumulative)", yaxis_tickformat=".0%",
                           legend={"orientation": "h", "y": -0.25})
-    fig.update_layout(title="Distance of each well to its plate's negative controls", height=380,
-                      plot_bgcolor="#FFFFFF", margin={"l": 60, "r": 10, "t": 50, "b": 40})
+    title = "Distance of each well to its plate's negative controls"
+    if kind == "violin" and drawn < total:  # the counts in the trace names are of all wells
+        title += (f"<br><sup>violins from a seeded sample of {drawn:,} of {total:,} wells "
+                  f"(at most {max_per_group:,} per type)</sup>")
+    fig.update_layout(title=title, height=380, plot_bgcolor="#FFFFFF", margin={"l": 60, "r": 10, "t": 60, "b": 40})
     return fig
 
 

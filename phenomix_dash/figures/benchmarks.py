@@ -80,8 +80,9 @@ def _space_order(spaces) -> list[str]:
     return ["raw"] * ("raw" in present) + [s for s in present if s != "raw"]
 
 
-def replicate_map_figure(rep: pd.DataFrame) -> go.Figure:
-    """Replicate retrieval mAP per embedder (groups) and space (bars: raw, then each alignment)."""
+def replicate_map_figure(rep: pd.DataFrame, caption: str | None = None) -> go.Figure:
+    """Replicate retrieval mAP per embedder (groups) and space (bars: raw, then each alignment).
+    ``caption``: what was sampled (`figures.captions.replicate_caption`), shown as the title."""
     _require(rep, ("embedder", "space", "map"), "replicate_map")
     embs = _embedder_order(rep["embedder"])
     fig = go.Figure()
@@ -96,12 +97,19 @@ def replicate_map_figure(rep: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="group", yaxis=dict(title="replicate retrieval mAP", range=[0, max(0.3, 1.15 * top)]), height=380,
                       xaxis=dict(title="embedder"), legend=dict(title=dict(text="space")),
                       margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor="#FFFFFF")
+    return _captioned(fig, caption)
+
+
+def _captioned(fig: go.Figure, caption: str | None) -> go.Figure:
+    if caption:
+        fig.update_layout(title={"text": f"<sup>{caption}</sup>", "x": 0.01}, margin={"t": 50})
     return fig
 
 
-def batch_figure(batch: pd.DataFrame) -> go.Figure:
+def batch_figure(batch: pd.DataFrame, caption: str | None = None) -> go.Figure:
     """Classifier accuracy predicting each technical label (batch, plate row) from the embedding,
-    per embedder and space; a dashed line marks chance. Lower after alignment = batch removed."""
+    per embedder and space; a dashed line marks chance. Lower after alignment = batch removed.
+    ``caption``: the wells sampled (`figures.captions.batch_caption`), shown as the title."""
     _require(batch, ("embedder", "space", "label", "accuracy"), "batch")
     labels = list(dict.fromkeys(batch["label"].astype(str)))
     names = {"batch": "predicting the batch", "plate_row": "predicting the plate row"}
@@ -122,6 +130,8 @@ def batch_figure(batch: pd.DataFrame) -> go.Figure:
                           annotation_text="chance", annotation_position="top left")
     fig.update_layout(barmode="group", yaxis=dict(title="classifier accuracy", range=[0, 1]), height=380,
                       legend=dict(title=dict(text="space")), margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="#FFFFFF")
+    if caption:  # above the subplot titles
+        fig.update_layout(title={"text": f"<sup>{caption}</sup>", "x": 0.01}, margin={"t": 70})
     return fig
 
 

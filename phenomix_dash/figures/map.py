@@ -24,6 +24,7 @@ from plotly.subplots import make_subplots
 
 from precompute.contract import PLATE_FORMATS, row_letters
 
+from .captions import with_caption
 from .missing import fmt_value
 from .palette import (
     NO_VALUE,
@@ -351,6 +352,7 @@ def embedding_figure(
     highlight: int | None = None,
     unit: str = "wells",
     density: go.Heatmap | None = None,
+    notes: tuple[str | None, ...] = (),
 ) -> go.Figure:
     """UMAP scatter: xy (n, 2); spec from `colour_values` over the same n rows.
 
@@ -359,6 +361,7 @@ def embedding_figure(
     (empty unless some drawn point has no value; see `point_traces`). ``hover_text`` has one entry per row
     (n), or per drawn row when a sample is drawn. ``highlight`` is a row index into xy.
     ``density``: `density_trace(xy)` computed before (callers cache it: it depends on xy only).
+    ``notes``: more lines under the title, e.g. how the coordinates were approximated (None = none).
     """
     xy = np.asarray(xy, dtype=np.float32)
     if xy.ndim != 2 or xy.shape[1] != 2:
@@ -384,8 +387,9 @@ def embedding_figure(
         fig.add_trace(density if density is not None else density_trace(xy))
         subtitle = f"{len(rows):,} of {n:,} {unit} drawn; grey = density of all {unit}"
     fig.add_trace(go.Scattergl(mode="markers", **grey))
+    sub = "<br>".join([subtitle, *(n for n in notes if n)])
     fig.update_layout(
-        title={"text": f"{title}<br><sup>{subtitle}</sup>" if title else subtitle, "x": 0.01, "font": {"size": 15}},
+        title={"text": f"{title}<br><sup>{sub}</sup>" if title else sub, "x": 0.01, "font": {"size": 15}},
         xaxis={"title": {"text": "UMAP 1"}, "showticklabels": False, "zeroline": False, "showgrid": False},
         yaxis={"title": {"text": "UMAP 2"}, "showticklabels": False, "zeroline": False, "showgrid": False},
         plot_bgcolor="#FFFFFF", margin={"l": 30, "r": 10, "t": 60, "b": 30}, dragmode="lasso",
@@ -455,9 +459,10 @@ def _num(x: Any) -> float:
 
 
 def batch_correction_figure(summary: pd.DataFrame, *, title: str | None = "Effect of alignment",
-                            aligned_label: str = "aligned") -> go.Figure:
+                            aligned_label: str = "aligned", captions: tuple[str | None, ...] = ()) -> go.Figure:
     """Two panels of raw (grey) vs aligned (blue) bars with chance marked: batch mixing
-    (classifier accuracy; should fall towards chance) and biology retained (should hold or rise)."""
+    (classifier accuracy; should fall towards chance) and biology retained (should hold or rise).
+    ``captions``: what the numbers were computed on when it was a sample (`figures.captions`)."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.28,
                         subplot_titles=("Batch mixing: accuracy (lower = better mixed)", "Biology retained (higher = better)"))
     for c, group in enumerate(("mixing", "biology"), start=1):
@@ -473,7 +478,9 @@ def batch_correction_figure(summary: pd.DataFrame, *, title: str | None = "Effec
                                      legendgroup="chance", showlegend=c == 1,
                                      hovertemplate="chance: %{x:.3f}<extra></extra>"), row=1, col=c)
         fig.update_xaxes(range=[0, 1.15], title_text="accuracy" if group == "mixing" else "score", row=1, col=c)
-    fig.update_layout(barmode="group", title=title, height=300, margin={"l": 10, "r": 10, "t": 70, "b": 40},
+    lines = [c for c in captions if c]
+    fig.update_layout(barmode="group", title=with_caption(title, *lines), height=300 + 14 * len(lines),
+                      margin={"l": 10, "r": 10, "t": 70 + 14 * len(lines), "b": 40},
                       legend={"orientation": "h", "y": -0.25}, plot_bgcolor="#FFFFFF")
     if summary.empty:
         fig.add_annotation(text="no batch benchmarks in this store", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)

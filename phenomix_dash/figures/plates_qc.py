@@ -194,15 +194,23 @@ def row_col_profile_figure(rows: pd.DataFrame, cols: pd.DataFrame, *, label: str
     return fig
 
 
-def position_similarity_figure(stats: pd.DataFrame) -> go.Figure:
+def position_similarity_figure(stats: pd.DataFrame, n_controls: int | None = None,
+                               n_controls_total: int | None = None) -> go.Figure:
     """Bars: mean cosine of control wells across plates at the same vs at different positions,
-    raw vs aligned (stats: columns space, same_position, different_position)."""
+    raw vs aligned (stats: columns space, same_position, different_position). The subtitle says
+    from how many control wells (both counts when a sample of them was used)."""
     fig = go.Figure()
     for kind, colour, name in (("same_position", "#D55E00", "same position"), ("different_position", "#56B4E9", "different position")):
         fig.add_trace(go.Bar(x=stats["space"], y=stats[kind], name=name, marker_color=colour,
                              text=[fmt_value(v, ".3f") for v in stats[kind]], textposition="outside",
                              hovertemplate="%{x}, " + name + ": %{y:.3f}<extra></extra>"))
-    fig.update_layout(barmode="group", height=320, title="Same-position control wells across plates",
+    title = "Same-position control wells across plates"
+    if n_controls is not None:
+        total = n_controls_total if n_controls_total is not None else n_controls
+        used = (f"from a seeded sample of {n_controls:,} of {total:,} negative-control wells" if n_controls < total
+                else f"from all {total:,} negative-control wells")
+        title += f"<br><sup>{used}</sup>"
+    fig.update_layout(barmode="group", height=320, title=title,
                       yaxis_title="mean cosine of control pairs",
                       xaxis_title="embedding space", plot_bgcolor="#FFFFFF", margin={"l": 60, "r": 10, "t": 50, "b": 40},
                       legend={"orientation": "h", "y": -0.25})

@@ -21,6 +21,7 @@ from phenomix_dash.figures.benchmarks import (
     recall_matrix,
     replicate_map_figure,
 )
+from phenomix_dash.selection import benchmark_captions
 
 dash.register_page(__name__, path="/benchmarks", name="Benchmarks", title="Phenomix · benchmarks", order=7)
 
@@ -96,6 +97,28 @@ def recall_section(d: PhenomixData, bench: dict) -> html.Section:
     return section("Relationship recall", sentence(bench, "recall"), body, "recall")
 
 
+def blocks_section(d: PhenomixData) -> html.Section:
+    """Recall per MAE encoder block, when the run embedded with --block best (figures/blocks.py)."""
+    from phenomix_dash.figures.blocks import block_scores_figure, recall_columns
+
+    mae = next((e for e in [d.primary_embedder, *d.embedders] if e in ("mae", "openphenom")), None)
+    info = d.stage_info("embed", mae).get("block", {}) if mae else {}
+    text = "Relationship recall and replicate mAP of each encoder block's embeddings, aligned as the map is."
+    if not info.get("scores"):
+        how = f" (block {info['chosen']} of {info.get('depth')}, {info.get('how')})" if info.get("chosen") else ""
+        return section("MAE encoder blocks", text, message(f"This run embedded from one block{how}; "
+                                                           "embed with --block best to score every block.", "light"), "blocks")
+    scores = pd.DataFrame(info["scores"])
+    rec = table_of(d, "recall")
+    base = rec[(rec["embedder"] == "pixelstats") & (rec["space"] == d.primary_align)] if rec is not None else None
+    sources = {c.removeprefix("recall_") for c in recall_columns(scores)}
+    baselines = {r.source: r.recall for r in base.itertuples() if r.source in sources} if base is not None else None
+    fig = block_scores_figure(scores, chosen=info.get("chosen"), baselines=baselines)
+    return section("MAE encoder blocks", f"{text} Chosen: block {info.get('chosen')} of {info.get('depth')} "
+                   f"({info.get('how')}).", dcc.Graph(figure=fig, config=GRAPH_CONFIG, id="benchmarks-blocks-figure"),
+                   "blocks")
+
+
 def layout(**_: object) -> html.Div:
     try:
         d = get_data()
@@ -106,16 +129,18 @@ def layout(**_: object) -> html.Div:
                    html.P("Each embedder of this run scored on the same screen. Random embeddings are the floor; "
                           "pixel statistics are the classical baseline.", className="text-muted")]
     parts.append(recall_section(d, bench))
+    parts.append(blocks_section(d))
 
+    captions = benchmark_captions(d)  # what evaluate sampled, from its manifest
     rep = table_of(d, "replicate_map")
     parts.append(section("Replicate retrieval", sentence(bench, "replicate_map"), html.Div([
-        dcc.Graph(figure=replicate_map_figure(rep), config=GRAPH_CONFIG, id="benchmarks-replicate-figure"),
+        dcc.Graph(figure=replicate_map_figure(rep, captions[0]), config=GRAPH_CONFIG, id="benchmarks-replicate-figure"),
         grid("replicate_map", rep.assign(embedder=rep["embedder"].map(embedder_label)), 240),
     ]) if rep is not None else message("No replicate-retrieval results in this run.", "light"), "replicate"))
 
     batch = table_of(d, "batch")
     parts.append(section("Batch effects before and after alignment", sentence(bench, "batch"), html.Div([
-        dcc.Graph(figure=batch_figure(batch), config=GRAPH_CONFIG, id="benchmarks-batch-figure"),
+        dcc.Graph(figure=batch_figure(batch, captions[1]), config=GRAPH_CONFIG, id="benchmarks-batch-figure"),
         grid("batch", batch.assign(embedder=batch["embedder"].map(embedder_label)), 300),
     ]) if batch is not None else message("No batch metrics in this run.", "light"), "batch"))
 

@@ -38,6 +38,7 @@ from phenomix_dash.security import safe_choice, safe_id, safe_str
 from phenomix_dash.selection import (
     LEVELS,
     SelectionError,
+    benchmark_captions,
     benchmark_rows,
     cached_on_store,
     colour_options,
@@ -53,6 +54,7 @@ from phenomix_dash.selection import (
     selection_csv_text,
     selection_summary,
     tile_rows,
+    umap_caption,
 )
 from precompute.aggregate import pert_id_for
 
@@ -171,7 +173,8 @@ def layout(level: str | None = None, space: str | None = None, color: str | None
 def _bench_figure(d) -> dict:
     """Depends on the store only: built once per process (make_subplots is slow to build)."""
     try:
-        return batch_correction_figure(benchmark_rows(d), aligned_label=f"aligned ({d.primary_align})").to_plotly_json()
+        return batch_correction_figure(benchmark_rows(d), aligned_label=f"aligned ({d.primary_align})",
+                                       captions=benchmark_captions(d)).to_plotly_json()
     except DataUnavailable as err:
         return {"layout": {"title": {"text": f"batch benchmarks unavailable: {err}"}, "height": 120}}
 
@@ -330,7 +333,8 @@ def full_figure(d, level: str, space: str, color: str, point: str | None, sel: s
         title = "Perturbations (aggregated aligned embeddings)"
     fig = embedding_figure(xy, spec, hover_text=hover_texts(d, level), title=title, highlight=hi,
                            unit="wells" if level == "wells" else "perturbations",
-                           density=_density(d, level, space) if sample_indices(len(xy), MAX_POINTS) is not None else None)
+                           density=_density(d, level, space) if sample_indices(len(xy), MAX_POINTS) is not None else None,
+                           notes=(umap_caption(d, level, space),))
     fig.update_layout(clickmode="event")  # a click opens the panel; it must not replace the lasso selection
     grey = no_value_trace_index(len(fig.data) > 3)
     for t in (0, grey):

@@ -34,7 +34,7 @@ from phenomix_dash.figures.plates_qc import (
     row_col_profiles,
 )
 from phenomix_dash.security import safe_choice, safe_id
-from phenomix_dash.selection import benchmark_rows, cached_on_store
+from phenomix_dash.selection import benchmark_captions, benchmark_rows, cached_on_store
 
 dash.register_page(__name__, path="/plates", name="Plates", title="Phenomix · plates", order=2)
 
@@ -104,16 +104,18 @@ def profiles(d, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @cached_on_store(maxsize=2)
 def control_position_stats(d) -> pd.DataFrame:
-    """Same- vs different-position cosine of negative controls across plates, raw and aligned."""
+    """Same- vs different-position cosine of negative controls across plates, raw and aligned;
+    ``n_controls`` / ``n_controls_total``: control wells used / in the screen."""
     w = d.wells
     idx = np.flatnonzero((w["perturbation_type"] == "negative_control").to_numpy())
+    n_total = len(idx)
     if len(idx) > MAX_CONTROLS:
         idx = np.sort(np.random.default_rng(0).choice(idx, MAX_CONTROLS, replace=False))
     rows = []
     for space in ("raw", "aligned"):
         emb = np.asarray(d.well_embeddings(space)[idx])
         s = position_similarity(emb, w["plate"].to_numpy()[idx], w["well"].to_numpy()[idx])
-        rows.append({"space": space, **s})
+        rows.append({"space": space, **s, "n_controls": len(idx), "n_controls_total": n_total})
     return pd.DataFrame(rows)
 
 
@@ -246,8 +248,10 @@ def static_figures(d) -> tuple[dict, dict, dict]:
     """Views that depend only on the store, as figure dicts: built once per process."""
     stats = plate_stats(d)
     bench = batch_correction_figure(benchmark_rows(d), title="Batch metrics before and after alignment",
-                                    aligned_label=f"aligned ({d.primary_align})")
-    return (position_similarity_figure(control_position_stats(d)).to_plotly_json(), bench.to_plotly_json(),
+                                    aligned_label=f"aligned ({d.primary_align})", captions=benchmark_captions(d))
+    pos = control_position_stats(d)
+    pos_fig = position_similarity_figure(pos, int(pos["n_controls"].iloc[0]), int(pos["n_controls_total"].iloc[0]))
+    return (pos_fig.to_plotly_json(), bench.to_plotly_json(),
             plate_similarity_figure(stats["info"], stats["sim_raw"], stats["sim_aligned"]).to_plotly_json())
 
 
