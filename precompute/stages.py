@@ -288,6 +288,7 @@ def run_all(runner: Any, screen: Screen, config: Any, ingest_key: str, *,
         embedders = ["features"]
     embed_keys: dict[str, str] = {}
     checkpoint = None
+    mae_block: dict[str, Any] | None = None
     # One executor for every embedder (a LocalCluster starts once, workers keep the screen cached),
     # closed before the downstream stages so idle workers do not hold memory through them.
     owned = not isinstance(executor, PlateExecutor)
@@ -304,11 +305,16 @@ def run_all(runner: Any, screen: Screen, config: Any, ingest_key: str, *,
             embed_keys[name] = key
             if name in MAE_EMBEDDERS:
                 checkpoint = build.get("checkpoint")
+                info = runner.store.open_stage("embed", key).manifest.get("info", {})
+                mae_block = {"embedder": name, "chosen": info.get("block", {}).get("chosen"),
+                             "depth": info.get("block", {}).get("depth"), "scored": "scores" in info.get("block", {}),
+                             "channelwise": bool(info.get("channelwise"))}
     finally:
         if owned:
             plates_on.close()
     primary = config.primary_embedder if config.primary_embedder in embed_keys else next(iter(embed_keys))
-    result: dict[str, Any] = {"embed": embed_keys, "_primary": {"embedder": primary, "align": config.primary_align},
+    result: dict[str, Any] = {"embed": embed_keys, "_primary": {"embedder": primary, "align": config.primary_align,
+                                                                **({"mae_block": mae_block} if mae_block else {})},
                               "_checkpoint": checkpoint}
     try:
         from precompute import downstream

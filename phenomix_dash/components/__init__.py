@@ -47,6 +47,11 @@ def provenance_footer(info: dict[str, Any] | None) -> html.Footer:
     ]
     if info.get("checkpoint"):
         parts.append(f"checkpoint: {info['checkpoint']}")
+    block = primary.get("mae_block") or {}
+    if block.get("chosen"):
+        best = " (best of every block on this screen's annotations)" if block.get("scored") else ""
+        wise = ", channel-wise" if block.get("channelwise") else ""
+        parts.append(f"MAE block: {block['chosen']} of {block.get('depth')}{best}{wise}")
     parts.append(f"run: {info.get('run')} ({info.get('finished') or 'unfinished'})")
     keys = []
     for stage, node in (info.get("stages") or {}).items():
