@@ -85,7 +85,7 @@ def scenarios(client: InProcess, deps: list[dict], variant: int = 0) -> list[tup
     pl_comps = page_components(client, deps, "/plates")
     pl_vals = {(i["id"], i["property"]): pl_comps.get(i["id"], {}).get(i["property"]) for i in plates_cb["inputs"]}
     out.append(("plate heatmap: all plates", build_payload(plates_cb, pl_vals)))
-    out.append((f"plate heatmap: plate {plate}", build_payload(plates_cb, {**pl_vals, (PL_PLATE, "value"): plate},
+    out.append(("plate heatmap: one plate", build_payload(plates_cb, {**pl_vals, (PL_PLATE, "value"): plate},
                                                                [f"{PL_PLATE}.value"])))
     return out
 
@@ -95,6 +95,7 @@ def main() -> int:
     p.add_argument("--store", type=Path, default=Path(os.environ.get("PHENOMIX_HOME", REPO / "var")) / "store" / "million")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--new-inputs", type=int, default=3, help="first calls with unseen inputs, per interaction")
+    p.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/callbacks_<store name>.json")
     a = p.parse_args()
     meta = start_run(repeats=a.repeats, warmup=0, store=str(a.store), new_inputs=a.new_inputs,
                      cold="one fresh process per interaction, after the app's start-up warm-up")
@@ -123,7 +124,7 @@ def main() -> int:
     over = [r["interaction"] for r in rows if r["cold_ms"] > TARGET_MS]
     page = sum(r["bytes"] for r in rows if r["interaction"].startswith("map page"))
     print(f"{n:,} wells; map page (layout + figures) {page / 1e6:.2f} MB (target 10 MB); over {TARGET_MS} ms cold: {over or 'none'}")
-    out = save_result(RESULTS / f"callbacks_{a.store.name}.json",
+    out = save_result(a.out or RESULTS / f"callbacks_{a.store.name}.json",
                       {"store": str(a.store), "n_wells": n, "warm_up_at_start_s": round(warm_up_s, 2),
                        "targets": {"cold_ms": TARGET_MS, "map_page_bytes": 10_000_000}, "map_page_bytes": page,
                        "over_target_cold": over, "rows": rows}, meta)
