@@ -411,7 +411,7 @@ def benchmark_captions(d: Any, embedder: str | None = None) -> tuple[str | None,
 
 def benchmark_rows(d: Any) -> pd.DataFrame:
     """Raw-vs-aligned batch mixing and replicate retrieval for the primary embedder."""
-    from phenomix_dash.figures.map import benchmark_summary
+    from phenomix_dash.figures.alignment import benchmark_summary
 
     def table(name: str) -> pd.DataFrame | None:
         try:

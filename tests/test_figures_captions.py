@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 
 from phenomix_dash.figures.activity import distance_distribution_figure
+from phenomix_dash.figures.alignment import batch_correction_figure
 from phenomix_dash.figures.benchmarks import batch_figure, replicate_map_figure
 from phenomix_dash.figures.captions import batch_caption, replicate_caption, umap_fit_caption, with_caption
-from phenomix_dash.figures.map import batch_correction_figure, colour_values, embedding_figure
+from phenomix_dash.figures.map import colour_values, embedding_figure
 from phenomix_dash.figures.plates_qc import position_similarity_figure
 
 

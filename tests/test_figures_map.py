@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from phenomix_dash.figures.alignment import batch_correction_figure, benchmark_summary
 from phenomix_dash.figures.map import (
-    batch_correction_figure,
-    benchmark_summary,
     colour_marker,
     colour_values,
     density_trace,

@@ -222,8 +222,8 @@ def test_fmt_value_never_prints_nan_or_zero_for_missing():
 
 
 def test_benchmark_bars_label_a_missing_score_no_value():
+    from phenomix_dash.figures.alignment import batch_correction_figure
     from phenomix_dash.figures.benchmarks import replicate_map_figure
-    from phenomix_dash.figures.map import batch_correction_figure
 
     summary = pd.DataFrame({"metric": ["batch_accuracy"], "label": ["batch predicted"], "group": ["mixing"],
                             "raw": [0.9], "aligned": [np.nan], "chance": [0.33]})

@@ -17,10 +17,10 @@ from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_updat
 
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, get_data
+from phenomix_dash.figures.alignment import batch_correction_figure
 from phenomix_dash.figures.images import composite_rgb, png_data_uri
 from phenomix_dash.figures.map import (
     MAX_POINTS,
-    batch_correction_figure,
     density_trace,
     drawn_split,
     embedding_figure,

@@ -17,7 +17,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, get_data
-from phenomix_dash.figures.map import batch_correction_figure
+from phenomix_dash.figures.alignment import batch_correction_figure
 from phenomix_dash.figures.plate import plate_grid
 from phenomix_dash.figures.plates_qc import (
     ROBUST_Z_OUTLIER,
