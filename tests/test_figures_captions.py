@@ -75,3 +75,9 @@ def test_benchmark_figures_carry_their_sampling_caption():
     fig = batch_correction_figure(summary, captions=(cap, None))
     assert "2,000 of 5,000" in fig.layout.title.text
     assert batch_correction_figure(summary).layout.title.text == "Effect of alignment"
+
+
+def test_part_of_says_all_when_nothing_is_left_out():
+    from phenomix_dash.figures.captions import part_of
+
+    assert part_of(40, 240, "gene") == "40 of 240 genes" and part_of(24, 24, "compound") == "all 24 compounds"

@@ -62,6 +62,23 @@ def test_heatmap_callback_every_view(app, d, kind):
     assert float(np.asarray(hm.z)[0, -1]) == pytest.approx(want, abs=1e-3)
 
 
+def test_heatmap_note_names_both_counts_or_all(app, d):
+    """A block shows a part of the matrix: the note says how much of it ("8 of 40 genes"), and
+    "all" when nothing was left out."""
+    import re
+
+    S = page("similarity")
+    _, r_idx, _ = d.similarity("gene_gene")
+    _, block, note = S.update_heatmap("gene_gene", "active", [], None, None, [], 5, 0.5, None)
+    m = re.match(r"Showing (\d+) of (\d+) genes × (\d+) of (\d+) genes", note)
+    assert m, note
+    assert int(m[1]) == len(block["rows"]) and int(m[2]) == len(r_idx) > int(m[1])
+    _, block, note = S.update_heatmap("gene_gene", "active", [], None, None, [], S.MAX_SIDE, 0.5, None)
+    if len(r_idx) <= S.MAX_SIDE:
+        assert note.startswith(f"Showing all {len(r_idx)} genes × all {len(r_idx)} genes"), note
+        assert " of " not in note.split(":")[0]
+
+
 def test_heatmap_modes_seed_the_block(app, d):
     S = page("similarity")
     gene = first(d, "crispr")

@@ -52,6 +52,12 @@ def batch_caption(n_used: int | None, n_wells: int) -> str | None:
     return f"batch metrics on a stratified sample of {of(n_used, n_wells, 'wells')}"
 
 
+def part_of(shown: int, total: int, noun: str) -> str:
+    """'40 of 240 genes', or 'all 24 compounds' when nothing was left out."""
+    plural = noun if noun.endswith("s") else noun + "s"
+    return f"all {total:,} {plural}" if shown >= total else f"{of(shown, total, plural)}"
+
+
 def with_caption(title: str | None, *captions: str | None) -> str | None:
     """A title with its captions as a smaller second line (the captions that are not None)."""
     lines = [c for c in captions if c]

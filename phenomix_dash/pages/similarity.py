@@ -19,6 +19,7 @@ from dash import MATCH, Input, Output, Patch, State, callback, dcc, html, no_upd
 
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, PhenomixData, get_data
+from phenomix_dash.figures.captions import part_of
 from phenomix_dash.figures.neighbours import neighbour_grid
 from phenomix_dash.figures.similarity import (
     MAX_SIDE,
@@ -170,8 +171,10 @@ def build_block(d: PhenomixData, kind: str, mode: str, picks: list[str] | None, 
         col_groups = [bold(str(r["perturbation"]), i) for r, i in zip(col_recs, cols, strict=True)]
     else:
         col_labels, col_groups = [bold(entity_label(r), i) for r, i in zip(col_recs, cols, strict=True)], None
+    # Units (genes; compounds with all their doses) shown of those on each axis of the matrix.
+    counts = (len(set(row_units)), len(set(row_axis.units)), len(set(col_units)), len(set(col_axis.units)))
     return {"values": block, "rows": rows, "cols": cols, "row_labels": row_labels, "col_labels": col_labels,
-            "col_groups": col_groups, "note": note, "dose": col_dose}
+            "col_groups": col_groups, "note": note, "dose": col_dose, "counts": counts}
 
 
 def _kinds_for(kind: str) -> tuple[str, ...]:
@@ -331,8 +334,9 @@ def update_heatmap(kind, mode, picks, complex_name, compound, dose, size, zmax, 
         overlays=pair_overlays(annotations(d), table, b["rows"], b["cols"]),
         row_title=rows_t + " (clustered)",
         col_title=cols_t + (", concentration" if b["dose"] else "") + " (clustered)", selected=sel)
-    n_r, n_c = len(ids_r), len(ids_c)
-    note = f"Showing {n_r} × {n_c}: {b['note']}."
+    sr, tr, sc, tc = b["counts"]
+    doses = f" ({len(ids_c)} dose columns)" if b["dose"] else ""
+    note = f"Showing {part_of(sr, tr, rows_t)} × {part_of(sc, tc, cols_t)}{doses}: {b['note']}."
     return fig, {"rows": ids_r, "cols": ids_c, "kind": kind, "selection_trace": len(fig.data) - 1}, note
 
 
