@@ -1,11 +1,12 @@
 """Images and Benchmarks pages in headless Chromium: a shared /images URL opens the well with its
 composite, single channels and MAE reconstruction; a control tile on the Perturbation page opens
-that well; channel toggles redraw; the Benchmarks page opens with its sections."""
+that well; channel toggles redraw; the Benchmarks page plots the store's scores in every section."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
@@ -79,13 +80,44 @@ def test_control_tile_opens_the_well_in_images(dash_duo, app, screen):
     assert dash_duo.get_logs() == []
 
 
-def test_benchmarks_page_opens_with_sections(dash_duo, app):
+def _plotted_values(dash_duo, graph: str, trace_type: str) -> list[float]:
+    """Every finite y value of the ``trace_type`` traces plotly.js drew in ``graph`` (decoded data)."""
+    values = dash_duo.driver.execute_script(
+        "const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+        "if (!g || !g._fullData) return null;"
+        "return g._fullData.filter(t => t.type === arguments[1]).flatMap(t => Array.from(t.y || []));",
+        graph, trace_type)
+    assert values is not None, f"{graph} has no plotly figure"
+    return sorted(v for v in values if v is not None and np.isfinite(v))
+
+
+def _stored(table, column: str) -> list[float]:
+    return sorted(table[column].dropna().astype(float))
+
+
+def test_benchmarks_page_shows_the_stores_scores_in_every_section(dash_duo, app, ckpt_store):
+    # Each section must plot this store's numbers, all of them: a section that only kept its title
+    # (a missing table, an empty figure) fails.
+    from phenomix_dash.data import PhenomixData
+
+    d = PhenomixData(ckpt_store)
+    rep, batch, cg = (d.benchmark_table(n) for n in ("replicate_map", "batch", "compound_gene"))
+    assert len(rep) and len(batch) and len(cg), "the tiny store scores replicates, batches and compound targets"
     dash_duo.start_server(app)
     dash_duo.wait_for_page(url=dash_duo.server_url + "/benchmarks")
     dash_duo.wait_for_element("#benchmarks-recall table.recall-table", timeout=30)
     header = dash_duo.find_element("#benchmarks-recall table.recall-table").text
     assert "random" in header and "pixel statistics" in header
-    for sid in ("#benchmarks-replicate", "#benchmarks-batch", "#benchmarks-compound-gene"):
-        assert dash_duo.find_element(sid).text
-    dash_duo.wait_for_element("#benchmarks-batch-figure .barlayer", timeout=30)
+    for graph in ("#benchmarks-replicate-figure .barlayer", "#benchmarks-batch-figure .barlayer",
+                  "#benchmarks-compound-gene-figure .boxlayer"):
+        dash_duo.wait_for_element(graph, timeout=30)
+    np.testing.assert_allclose(_plotted_values(dash_duo, "#benchmarks-replicate-figure", "bar"), _stored(rep, "map"))
+    np.testing.assert_allclose(_plotted_values(dash_duo, "#benchmarks-batch-figure", "bar"), _stored(batch, "accuracy"))
+    np.testing.assert_allclose(_plotted_values(dash_duo, "#benchmarks-compound-gene-figure", "box"),
+                               _stored(cg, "roc_auc"))
+    # The numbers behind each figure are in its table, one row per stored row (AG Grid renders only
+    # the visible rows; its aria-rowcount counts them all, plus the header row).
+    for key, table in (("replicate", rep), ("batch", batch), ("compound-gene", cg)):
+        grid = dash_duo.find_element(f"#benchmarks-{key} [role='treegrid'], #benchmarks-{key} [role='grid']")
+        assert int(grid.get_attribute("aria-rowcount")) - 1 == len(table), key
     assert dash_duo.get_logs() == [], "browser console errors on the benchmarks page"
