@@ -81,3 +81,4 @@ def test_part_of_says_all_when_nothing_is_left_out():
     from phenomix_dash.figures.captions import part_of
 
     assert part_of(40, 240, "gene") == "40 of 240 genes" and part_of(24, 24, "compound") == "all 24 compounds"
+    assert part_of(1, 1, "well") == "1 well" and part_of(4, 47, "well") == "4 of 47 wells"

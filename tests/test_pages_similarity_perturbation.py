@@ -5,6 +5,7 @@ huge lists) must give a message, never a traceback."""
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
 
 import numpy as np
@@ -174,6 +175,9 @@ def test_perturbation_plate_and_tiles(app, d):
     assert max(outlined) == 3, "its wells are outlined on the plate map"
     t = _text(tiles)
     assert "Negative controls on the same plate" in t and t.count("data:image/png;base64") >= 2
+    # The tiles are a part of the wells: the headings say of how many ("all 3 wells", "4 of 24 wells").
+    assert re.search(r"on \S+: (all \d+ wells|1 well|\d+ of \d+ wells)", t)
+    assert re.search(r"Negative controls on the same plate: (all \d+ wells|1 well|\d+ of \d+ wells)", t), t
     assert "/images?well=" in t
 
 

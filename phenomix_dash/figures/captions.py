@@ -53,9 +53,11 @@ def batch_caption(n_used: int | None, n_wells: int) -> str | None:
 
 
 def part_of(shown: int, total: int, noun: str) -> str:
-    """'40 of 240 genes', or 'all 24 compounds' when nothing was left out."""
+    """'40 of 240 genes', or 'all 24 compounds' ('1 well') when nothing was left out."""
     plural = noun if noun.endswith("s") else noun + "s"
-    return f"all {total:,} {plural}" if shown >= total else f"{of(shown, total, plural)}"
+    if shown >= total:
+        return f"1 {noun}" if total == 1 else f"all {total:,} {plural}"
+    return of(shown, total, plural)
 
 
 def with_caption(title: str | None, *captions: str | None) -> str | None:

@@ -18,6 +18,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, PhenomixData, get_data
+from phenomix_dash.figures.captions import part_of
 from phenomix_dash.figures.images import png_data_uri
 from phenomix_dash.figures.missing import fmt_value, is_true
 from phenomix_dash.figures.neighbours import neighbour_bars, neighbour_grid
@@ -65,7 +66,8 @@ def wells_of(wells: pd.DataFrame, entity: dict) -> pd.DataFrame:
 
 def matched_controls(plate_wells: pd.DataFrame, perturbation_type: str, n: int = MAX_TILES) -> pd.DataFrame:
     """Up to n negative-control wells of one plate, spread over the plate. Compounds are compared
-    with vehicle (DMSO) controls and genetic perturbations with the others, where a plate has both."""
+    with vehicle (DMSO) controls and genetic perturbations with the others, where a plate has both.
+    ``attrs["of"]``: how many matching controls the plate has (the tiles show a part of them)."""
     ctrl = plate_wells[plate_wells["perturbation_type"] == "negative_control"]
     if ctrl.empty:
         return ctrl
@@ -73,7 +75,9 @@ def matched_controls(plate_wells: pd.DataFrame, perturbation_type: str, n: int =
     want = is_vehicle if perturbation_type == "compound" else ~is_vehicle
     pool = ctrl[want] if want.any() else ctrl
     pick = np.unique(np.linspace(0, len(pool) - 1, num=min(n, len(pool))).round().astype(int))
-    return pool.iloc[pick]
+    out = pool.iloc[pick].copy()
+    out.attrs["of"] = len(pool)
+    return out
 
 
 def activity_summary(entity: dict, activity: pd.DataFrame | None) -> dict:
@@ -363,13 +367,15 @@ def perturbation_tiles(d: PhenomixData, entity: dict, plate_wells: pd.DataFrame,
     """The perturbation's wells beside negative controls of the same plate, on one intensity scale
     (taken from the controls, else from the wells shown)."""
     ctrl = matched_controls(plate_wells, entity["perturbation_type"])
+    n_mine = len(mine)
     mine = mine.head(MAX_TILES)
     mine_img, ctrl_img = site_stack(d, mine), site_stack(d, ctrl)
     ranges = channel_ranges(np.stack(ctrl_img if ctrl_img else mine_img))
     return html.Div([
-        html.H6(f"{entity_label(entity)} on {plate}"),
+        html.H6(f"{entity_label(entity)} on {plate}: {part_of(len(mine), n_mine, 'well')}"),
         html.Div(well_tiles(d, mine, ranges, images=mine_img), className="d-flex flex-wrap gap-2 pert-tiles"),
-        html.H6("Negative controls on the same plate", className="mt-2"),
+        html.H6("Negative controls on the same plate" + (f": {part_of(len(ctrl), ctrl.attrs.get('of', len(ctrl)), 'well')}"
+                                                         if len(ctrl) else ""), className="mt-2"),
         html.Div(well_tiles(d, ctrl, ranges, images=ctrl_img) if not ctrl.empty
                  else message("This plate has no negative controls."), className="d-flex flex-wrap gap-2 control-tiles"),
         html.Div("Site 1 of each well, all on the controls' intensity scale; click a tile to open the well in Images.",
