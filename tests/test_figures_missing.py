@@ -73,13 +73,17 @@ def _check_missing_drawn_as_missing(table: pd.DataFrame, color_by: str, unit: st
     assert list(grey.customdata) == np.flatnonzero(MISSING).tolist()
     assert list(grey.x) == xy[MISSING, 0].tolist() and list(grey.text) == [f"{unit} {i}" for i in np.flatnonzero(MISSING)]
     assert "no value" in grey.hovertemplate and "marker.color" not in grey.hovertemplate
-    # The coloured trace holds only rows with a value: no NaN turned into a colour, no number invented.
-    assert list(points.customdata) == np.flatnonzero(~MISSING).tolist()
-    assert len(points.x) == len(points.marker.color) == (~MISSING).sum()
-    colours = np.asarray(points.marker.color, dtype=float)
+    # The coloured trace keeps every point in order (pointIndex = row) but does not draw the rows
+    # without a value (x = NaN); the rows it draws carry their own value, no number is invented.
+    assert points.customdata is None and len(points.x) == len(points.marker.color) == N
+    x = np.asarray(points.x, dtype=float)
+    np.testing.assert_array_equal(np.isnan(x), MISSING)
+    np.testing.assert_array_equal(x[~MISSING], xy[~MISSING, 0])
+    colours = np.asarray(points.marker.color, dtype=float)[~MISSING]
     assert np.isfinite(colours).all()
     if spec.kind == "numeric":
         np.testing.assert_array_equal(colours, spec.values[~MISSING])  # the measured values, nothing else
+        assert np.isnan(np.asarray(points.marker.color, dtype=float)[MISSING]).all()
         assert points.marker.cmin >= np.nanmin(spec.values) and points.marker.cmax <= np.nanmax(spec.values) + 1
     else:
         names = spec.categories
@@ -102,8 +106,10 @@ def test_perturbation_colourings_draw_missing_values_as_no_value(perts, color_by
 def test_q_value_missing_is_not_the_most_significant(perts):
     """The issue's case: controls have no q-value; they must not show as the smallest q (0.007)."""
     fig = embedding_figure(np.zeros((N, 2)), colour_values(perts, "q_value"))
-    coloured = np.asarray(fig.data[0].marker.color, dtype=float)
-    assert len(coloured) == N - MISSING.sum()
+    drawn = np.isfinite(np.asarray(fig.data[0].x, dtype=float))
+    coloured = np.asarray(fig.data[0].marker.color, dtype=float)[drawn]
+    assert drawn.sum() == N - MISSING.sum() and np.isfinite(coloured).all()
+    assert coloured.min() >= perts["q_value"].min()
     assert fig.data[0].marker.cmin == pytest.approx(np.percentile(perts["q_value"].dropna(), 1))
 
 
@@ -111,13 +117,14 @@ def test_no_missing_means_no_split_and_no_legend(wells):
     full = wells.dropna().reset_index(drop=True)
     fig = embedding_figure(np.zeros((len(full), 2)), colour_values(full, "concentration_um"))
     assert fig.data[0].customdata is None and len(fig.data[0].x) == len(full)
+    assert np.isfinite(np.asarray(fig.data[0].x, dtype=float)).all()
     assert len(fig.data[-1].x) == 0 and not fig.data[-1].showlegend
 
 
 def test_all_missing_draws_every_point_grey():
     df = pd.DataFrame({"v": [np.nan] * 5})
     fig = embedding_figure(np.zeros((5, 2)), colour_values(df, "v"))
-    assert len(fig.data[0].x) == 0 and len(fig.data[-1].x) == 5
+    assert np.isnan(np.asarray(fig.data[0].x, dtype=float)).all() and len(fig.data[-1].x) == 5
 
 
 def test_missing_points_in_a_drawn_sample_keep_their_sample_positions():
@@ -133,13 +140,15 @@ def test_missing_points_in_a_drawn_sample_keep_their_sample_positions():
     rows = sample_indices(n, 1000, 400)
     assert [t.type for t in fig.data] == ["scattergl", "scattergl", "heatmap", "scattergl"]
     grey = np.asarray(fig.data[3].customdata, dtype=int)
-    assert np.isnan(v[rows[grey]]).all() and np.isfinite(v[rows[np.asarray(fig.data[0].customdata, dtype=int)]]).all()
-    assert len(grey) + len(fig.data[0].customdata) == 400
+    x = np.asarray(fig.data[0].x, dtype=float)
+    assert len(x) == 400 and fig.data[0].customdata is None
+    np.testing.assert_array_equal(np.flatnonzero(np.isnan(x)), grey)  # pointIndex and customdata: sample positions
+    assert np.isnan(v[rows[grey]]).all() and np.isfinite(v[rows[np.isfinite(x)]]).all()
 
 
 def test_selection_positions_split_between_the_two_traces():
     split = (np.array([1, 2, 5]), np.array([0, 3, 4]))
-    assert split_positions(np.array([0, 2, 5]), split) == [[1, 2], [0]]
+    assert split_positions(np.array([0, 2, 4, 5]), split) == ([0, 2, 4, 5], [0, 2])
     assert split_positions(np.array([0, 2]), None) == ([0, 2], [])
 
 

@@ -41,15 +41,15 @@ def test_unscored_perturbations_are_no_value_on_the_q_value_map(app_data):
     grey = fig.data[-1]
     assert grey.name == NO_VALUE and grey.showlegend and list(grey.customdata) == unscored.tolist()
     assert all("q value: no value" in t for t in [grey.hovertemplate])
-    assert len(fig.data[0].x) == len(perts) - len(unscored)
-    assert np.isfinite(np.asarray(fig.data[0].marker.color, dtype=float)).all()
+    x = np.asarray(fig.data[0].x, dtype=float)
+    assert len(x) == len(perts) and np.flatnonzero(np.isnan(x)).tolist() == unscored.tolist()  # not drawn in colour
+    assert np.isfinite(np.asarray(fig.data[0].marker.color, dtype=float)[np.isfinite(x)]).all()
     # A click on a grey point opens that perturbation (customdata, not the index within its trace).
     i = len(unscored) - 1
     click = {"points": [{"curveNumber": len(fig.data) - 1, "pointIndex": i, "customdata": int(unscored[i])}]}
     assert m.clicked_point(d, "perturbations", click, "aligned") == perts["pert_id"].iloc[unscored[i]]
-    scored = np.flatnonzero(~np.isin(np.arange(len(perts)), unscored))
-    click = {"points": [{"curveNumber": 0, "pointIndex": 2, "customdata": int(scored[2])}]}
-    assert m.clicked_point(d, "perturbations", click, "aligned") == perts["pert_id"].iloc[scored[2]]
+    click = {"points": [{"curveNumber": 0, "pointIndex": 2}]}  # the coloured trace: pointIndex is the row
+    assert m.clicked_point(d, "perturbations", click, "aligned") == perts["pert_id"].iloc[2]
 
 
 def _ops(patch) -> dict[tuple, object]:
@@ -71,10 +71,12 @@ def test_a_colour_change_moves_unscored_points_to_the_grey_trace_and_back(app_da
     grey = len(out[1].data) - 1
     assert ops[("data", grey, "customdata")] == unscored.tolist()  # JSON numbers: clicks read them back
     assert ops[("data", grey, "name")] == NO_VALUE and ops[("data", grey, "showlegend")] is True
-    assert len(_decode(ops[("data", 0, "x")], np.float32)) == n - len(unscored)
+    x = _decode(ops[("data", 0, "x")], np.float32)
+    assert len(x) == n and np.flatnonzero(np.isnan(x)).tolist() == unscored.tolist()
     colours = _decode(ops[("data", 0, "marker")]["color"], np.float32)
-    assert len(colours) == n - len(unscored) and np.isfinite(colours).all()
-    assert len(ops[("data", 0, "text")]) == n - len(unscored)
+    assert len(colours) == n and np.isfinite(colours[~np.isnan(x)]).all()
+    assert ("data", 0, "text") not in ops and ("data", 0, "y") not in ops  # never resent
+    assert len(ops[("data", grey, "text")]) == len(unscored)
     # Same missing rows (q-value -> mAP): only colours change, nothing resent.
     drawn = {"level": "perturbations", "color": "q_value", "spaces": ["aligned"]}
     ops = _ops(m.map_update(d, "perturbations", "both", "mean_average_precision", None, None, drawn, m.MAP_COLOR)[1])
@@ -83,8 +85,8 @@ def test_a_colour_change_moves_unscored_points_to_the_grey_trace_and_back(app_da
     # Back to a colouring without gaps: every point in the coloured trace again.
     drawn["color"] = "mean_average_precision"
     ops = _ops(m.map_update(d, "perturbations", "both", "perturbation_type", None, None, drawn, m.MAP_COLOR)[1])
-    assert len(_decode(ops[("data", 0, "x")], np.float32)) == n and ops[("data", 0, "customdata")] is None
-    assert ops[("data", grey, "showlegend")] is False
+    assert np.isfinite(_decode(ops[("data", 0, "x")], np.float32)).all()
+    assert ops[("data", grey, "showlegend")] is False and len(_decode(ops[("data", grey, "x")], np.float32)) == 0
 
 
 def test_a_selection_is_split_between_the_coloured_and_grey_points(app_data):

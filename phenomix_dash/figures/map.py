@@ -1,12 +1,12 @@
 """The map: UMAP scatter of wells or perturbations, coloured by any column (the batch-correction
 summary beside it is `figures.alignment`).
 
-Design for size: one Scattergl trace carries every drawn point that has a value (coordinates as
-float32 typed arrays, colour as a small integer/float array), so a colour change is a `Patch` of
+Design for size: one Scattergl trace carries every drawn point (coordinates as float32 typed
+arrays, colour as a small integer/float array), so a colour change is a `Patch` of
 ``data[0].marker`` and nothing else. Points with no value for the colouring are never given one:
-they go to the last trace, grey and named "no value" (legend entry and hover say so); while any
-point is split off, both point traces carry ``customdata`` = the point's position among the drawn
-points, so a click on either maps back to its row. Above ``max_points`` the figure draws a server-side density
+their x is NaN in that trace (not drawn, not hovered) and they are drawn by the last trace, grey
+and named "no value" (legend entry and hover say so), whose ``customdata`` maps a click back to
+the point. Above ``max_points`` the figure draws a server-side density
 (2-D histogram of ALL points) under a seeded random sample of points; `sample_indices` recomputes
 that sample from (n, max_points, seed) alone, so a callback maps a clicked ``pointIndex`` back to
 its row without shipping indices to the browser.
@@ -251,30 +251,31 @@ def drawn_split(spec: ColourSpec, rows: np.ndarray | None) -> tuple[np.ndarray, 
 
 def point_traces(shown: np.ndarray, spec: ColourSpec, rows: np.ndarray | None, hover_text: np.ndarray | None,
                  size: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Properties of the two point traces: (points with a value, the grey "no value" points).
+    """Properties of the two point traces: (every drawn point, the grey "no value" points).
 
     ``shown``: (m, 2) drawn coordinates; ``rows``: their rows (None = rows 0..m-1); ``hover_text``:
-    one per drawn point or None. While points are split, both carry ``customdata`` = position among
-    the drawn points (what `sample_indices` indexes), else neither does (pointIndex is that position).
+    one per drawn point or None. The first trace keeps every drawn point in order (pointIndex =
+    position among the drawn points, as `sample_indices` indexes them); a point without a value
+    gets x = NaN there, so it is neither drawn nor hovered in colour. The grey trace holds those
+    points with ``customdata`` = their positions, so a click on one maps back to its row. A
+    colour change that moves points therefore resends one coordinate array, not the hover text.
     """
     grey_marker = {"size": size, "opacity": 0.8, "line": {"width": 0}, "color": NO_VALUE_COLOUR}
     split = drawn_split(spec, rows)
+    x = shown[:, 0]
     if split is None:
-        valued = {"x": shown[:, 0], "y": shown[:, 1], "text": hover_text, "customdata": None,
-                  "marker": colour_marker(spec, rows, size=size)}
         empty = np.empty(0, dtype=np.float32)
         grey = {"x": empty, "y": empty, "text": None, "customdata": None, "showlegend": False}
     else:
-        def part(pos: np.ndarray) -> dict[str, Any]:
-            # customdata as plain JSON numbers: dcc.Graph reads a click's customdata from the trace as
-            # sent, where a base64 typed array cannot be indexed (the click would lose it).
-            return {"x": shown[pos, 0], "y": shown[pos, 1], "customdata": np.array(pos.tolist(), dtype=object),
-                    "text": None if hover_text is None else hover_text[pos]}
-
-        has, no = split
-        valued = {**part(has), "marker": colour_marker(spec, has if rows is None else rows[has], size=size)}
-        grey = {**part(no), "showlegend": True}
-    valued["hovertemplate"] = hover_template(spec)
+        no = split[1]
+        x = x.astype(np.float32, copy=True)
+        x[no] = np.nan
+        # customdata as plain JSON numbers: dcc.Graph reads a click's customdata from the trace as
+        # sent, where a base64 typed array cannot be indexed (the click would lose it).
+        grey = {"x": shown[no, 0], "y": shown[no, 1], "customdata": np.array(no.tolist(), dtype=object),
+                "text": None if hover_text is None else hover_text[no], "showlegend": True}
+    valued = {"x": x, "y": shown[:, 1], "text": hover_text, "marker": colour_marker(spec, rows, size=size),
+              "hovertemplate": hover_template(spec)}
     grey.update(marker=grey_marker, hovertemplate=no_value_hover_template(spec), name=NO_VALUE)
     return valued, grey
 
@@ -286,11 +287,12 @@ def no_value_trace_index(sampled: bool) -> int:
 
 
 def split_positions(positions: np.ndarray, split: tuple[np.ndarray, np.ndarray] | None) -> tuple[list[int], list[int]]:
-    """Drawn-point positions (e.g. a selection) as indices into (the valued trace, the grey trace)."""
+    """Drawn-point positions (e.g. a selection) as indices into (the first trace: the positions
+    themselves, the grey trace: where the selected points without a value sit in it)."""
     positions = np.asarray(positions, dtype=np.int64)
     if split is None:
         return positions.tolist(), []
-    return [np.flatnonzero(np.isin(part, positions)).tolist() for part in split]  # type: ignore[return-value]
+    return positions.tolist(), np.flatnonzero(np.isin(split[1], positions)).tolist()
 
 
 @lru_cache(maxsize=16)

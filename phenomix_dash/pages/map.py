@@ -425,8 +425,8 @@ def _patch_selection(p: Patch, d, level: str, space: str, color: str, sel: str |
 
 def _patch_colour(p: Patch, d, level: str, space: str, old: str | None, color: str, sel: str | None) -> None:
     """A colour change. When the new colouring leaves the same points without a value as the old
-    one (usually: none), only the colours change; otherwise the points move between the coloured
-    trace and the grey "no value" trace (their coordinates and hover text are resent)."""
+    one (usually: none), only the colours change; otherwise the first trace's x (NaN where a point
+    has no value) and the grey "no value" trace are resent; y and the first trace's hover text never are."""
     xy = point_coordinates(d, level, space)
     shown = sample_indices(len(xy), MAX_POINTS)
     spec = colour_spec(d, level, color)
@@ -438,14 +438,14 @@ def _patch_colour(p: Patch, d, level: str, space: str, old: str | None, color: s
     except (ValueError, KeyError):  # the old colouring is not one of this level's
         same = False
     grey = no_value_trace_index(shown is not None)
-    hover = hover_texts(d, level) if not same else None
+    hover = None if same else hover_texts(d, level)
     if hover is not None and shown is not None:
         hover = hover[shown]
     valued, missing = point_traces(xy if shown is None else xy[shown], spec, shown, hover,
                                    marker_size(len(xy) if shown is None else len(shown)))
     valued["marker"] = {**valued["marker"], "color": typed_array(valued["marker"]["color"])}
-    keys = ("marker", "hovertemplate") if same else tuple(valued)
-    for k in keys:
+    # The first trace's y and hover text never change; x only gains or loses NaNs.
+    for k in ("marker", "hovertemplate") if same else ("x", "marker", "hovertemplate"):
         p["data"][0][k] = _wire(valued[k])
     for k in ("hovertemplate",) if same else tuple(missing):
         p["data"][grey][k] = _wire(missing[k])
