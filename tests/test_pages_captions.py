@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 
 from phenomix_dash.data import PhenomixData
@@ -81,6 +82,19 @@ def test_sampled_store_names_both_counts_where_results_are_shown(pages, sampled_
     figs = {c.id: c.figure for c in _walk(_benchmarks_layout(pages["benchmarks"], sampled_store))
             if getattr(c, "id", None) in ("benchmarks-replicate-figure", "benchmarks-batch-figure")}
     assert rep in _titles(figs["benchmarks-replicate-figure"]) and batch in _titles(figs["benchmarks-batch-figure"])
+
+
+def test_selection_images_say_how_many_of_the_selected_wells_they_show(pages, tiny_store):
+    from phenomix_dash.selection import encode_region, region_rows
+
+    m, d = pages["map"], PhenomixData(tiny_store)
+    xy = d.umap("raw")
+    lo, hi = xy.min(axis=0) - 1, xy.max(axis=0) + 1
+    sel = encode_region("raw", np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]]))
+    n = len(region_rows(d, "wells", sel))
+    tiles = m.selection_views(d, "wells", sel, None)[-1]
+    heading = next(c for c in _walk(tiles) if getattr(c, "id", None) == "map-selection-tiles-heading")
+    assert heading.children == f"Images: {m.N_TILES} of {n:,} wells"
 
 
 def _benchmarks_layout(page, store):

@@ -18,6 +18,7 @@ from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_updat
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.figures.alignment import batch_correction_figure
+from phenomix_dash.figures.captions import part_of
 from phenomix_dash.figures.images import composite_rgb, png_data_uri
 from phenomix_dash.figures.map import (
     MAX_POINTS,
@@ -311,7 +312,8 @@ def selection_views(d, level: str, sel: str | None, plate: str | None) -> tuple:
                                 href=images_href(wid)))
     except DataUnavailable as err:
         tiles = [message(f"no images: {err}", "light")]
-    return summary, options, plate, fig, html.Div([html.H6("A few of them")] + tiles)
+    head = f"Images: {part_of(len(tiles), len(wells), 'well')}" if tiles and isinstance(tiles[0], html.A) else "Images"
+    return summary, options, plate, fig, html.Div([html.H6(head, id="map-selection-tiles-heading")] + tiles)
 
 
 # -- the two maps -------------------------------------------------------------------------------
