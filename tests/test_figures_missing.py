@@ -243,3 +243,4 @@ def test_benchmark_bars_label_a_missing_score_no_value():
                         "fraction_q05": [np.nan, 0.25]})
     bars = replicate_map_figure(rep).data
     assert list(bars[0].customdata) == [NO_VALUE] and list(bars[1].customdata) == ["25%"]
+

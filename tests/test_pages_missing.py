@@ -100,3 +100,15 @@ def test_a_selection_is_split_between_the_coloured_and_grey_points(app_data):
     fig = m.map_update(d, "perturbations", "both", "q_value", None, sel, None, None)[1]
     assert len(fig.data[0].selectedpoints) == len(fig.data[0].x)
     assert len(fig.data[-1].selectedpoints) == len(fig.data[-1].x) == len(_unscored(d))
+
+
+def test_outlier_list_says_drift_is_undefined_with_two_plates(app_data):
+    """Two plates give no spread to measure a robust z against: the verdict says so rather than
+    reading as 'all plates calm'."""
+    import pandas as pd
+
+    from phenomix_dash.figures.plates_qc import plate_drift
+
+    info = pd.DataFrame({"plate": ["P1", "P2"], "batch": ["b", "b"], "n_controls": [4, 4]})
+    div = page("plates").outlier_list(plate_drift(info, np.array([[0.0, 1.0], [2.0, 0.0]])))
+    assert "not defined for these 2 plates" in div.children and "outlier" not in div.children

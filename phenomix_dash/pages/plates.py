@@ -234,6 +234,10 @@ def update_metric_views(metric, plate):
 
 def outlier_list(drift: pd.DataFrame) -> html.Div:
     flagged = drift[drift["outlier"]].sort_values("robust_z", ascending=False)
+    if not np.isfinite(drift["robust_z"].to_numpy(dtype=float)).any():  # undefined, not "all calm"
+        return html.Div(f"No plate drifts beyond z > {ROBUST_Z_OUTLIER:g}: the robust z is not defined for these "
+                        f"{len(drift)} plates (it needs at least 3 with some spread in control drift).",
+                        className="small text-muted", id="plates-outlier-list")
     if flagged.empty:
         return html.Div(f"No plate drifts beyond z > {ROBUST_Z_OUTLIER:g}.", className="small text-success")
     items = [html.Li([html.B(p), f" (batch {b}, z = {z:.1f}) — ",
