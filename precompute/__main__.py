@@ -41,7 +41,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                         "Recursion distributes OpenPhenom (config.json + model.safetensors)")
     p.add_argument("--block", type=_block_arg, default=None, metavar="N|last|best",
                    help="MAE encoder block to embed from (1-based); 'best' scores every block on the screen's "
-                        "annotations and keeps the best (default: the shipped model's recorded choice, else last)")
+                        "annotations and keeps the best (default: the checkpoint's embedding.json, else last)")
     p.add_argument("--channelwise", action=argparse.BooleanOptionalAction, default=None,
                    help="MAE: one mean per channel, concatenated (C x D) instead of one mean over all tokens")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])

@@ -48,11 +48,12 @@ class RunConfig:
     tile: int = 256
     checkpoint: str | None = None
     device: str = "auto"
-    # MAE embeddings: encoder block 1..depth, "last" (OpenPhenom's predict) or "best" (every block
-    # scored on the screen's annotations in the embed stage, the best kept; see stages._choose_block);
-    # channelwise: one mean per channel, concatenated (C x D).
-    block: str = "last"
-    channelwise: bool = False
+    # MAE embeddings: encoder block 1..depth, "last" (OpenPhenom's predict), "best" (every block
+    # scored on the screen's annotations in the embed stage, the best kept; see stages._choose_block)
+    # or "auto" (the checkpoint's embedding.json, else last); channelwise: one mean per channel,
+    # concatenated (C x D); None = the checkpoint's embedding.json, else pooled.
+    block: str = "auto"
+    channelwise: bool | None = None
     aggregate_method: str = "mean"
     top_k: int = 50
     umap_sample: int = 100_000

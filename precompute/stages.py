@@ -47,8 +47,8 @@ def embedder_options(name: str, screen: Screen, config: Any) -> tuple[dict[str, 
                                     "model.safetensors as Recursion distributes OpenPhenom; nothing is downloaded)")
         ckpt = Path(config.checkpoint) if config.checkpoint else DEFAULT_CHECKPOINT
         fp = checkpoint_fingerprint(ckpt)
-        block = str(getattr(config, "block", "last"))
-        channelwise = bool(getattr(config, "channelwise", False))
+        block, channelwise = resolve_embedding_choice(ckpt, getattr(config, "block", "auto"),
+                                                      getattr(config, "channelwise", None))
         build = {"checkpoint": str(ckpt), "device": config.device, "block": "all" if block == "best" else block,
                  "channelwise": channelwise, "n_channels": len(screen.channels) if channelwise else None}
         key = {"checkpoint_sha": fp, "block": block, "channelwise": channelwise}
@@ -56,6 +56,25 @@ def embedder_options(name: str, screen: Screen, config: Any) -> tuple[dict[str, 
             key.update(tvn_components=config.tvn_components, tvn_fallback=config.tvn_fallback, seed=config.seed)
         return build, key
     raise ValueError(f"unknown embedder {name!r}")
+
+
+EMBEDDING_CHOICE = "embedding.json"  # beside a checkpoint: the block / channel-wise choice measured for it
+
+
+def resolve_embedding_choice(ckpt: Path, block: Any, channelwise: bool | None) -> tuple[str, bool]:
+    """--block auto / no --channelwise: what the checkpoint's embedding.json records (the shipped demo
+    model's choice, measured by benchmarks/mae_blocks.py), else the last block, pooled."""
+    recorded: dict[str, Any] = {}
+    if block in (None, "auto") or channelwise is None:
+        path = Path(ckpt) / EMBEDDING_CHOICE
+        if path.exists():
+            try:
+                recorded = json.loads(path.read_text())
+            except (OSError, ValueError) as err:
+                raise ValueError(f"{path}: not a readable JSON object ({err})") from None
+    chosen = str(recorded.get("block", "last")) if block in (None, "auto") else str(block)
+    wise = bool(recorded.get("channelwise", False)) if channelwise is None else bool(channelwise)
+    return chosen, wise
 
 
 def limit_torch_threads() -> None:
@@ -236,7 +255,11 @@ def stage_embed(runner: Any, screen: Screen, config: Any, ingest_key: str, name:
         if build.get("block") == "all":
             emb = _choose_block(w, screen, config, emb, probe.blocks)
         elif name in MAE_EMBEDDERS:
-            w.info["block"] = {"chosen": probe.block, "how": "asked for (--block)", "depth": probe.config.depth}
+            asked = getattr(config, "block", "auto") not in (None, "auto")
+            recorded = (Path(build["checkpoint"]) / EMBEDDING_CHOICE).exists()
+            how = "asked for (--block)" if asked else (f"recorded with the checkpoint ({EMBEDDING_CHOICE})"
+                                                      if recorded else "the last block (OpenPhenom's predict)")
+            w.info["block"] = {"chosen": probe.block, "how": how, "depth": probe.config.depth}
         if name in MAE_EMBEDDERS:
             w.info["channelwise"] = bool(build.get("channelwise"))
         w.save_array("embeddings", emb)
@@ -308,6 +331,7 @@ def run_all(runner: Any, screen: Screen, config: Any, ingest_key: str, *,
                 info = runner.store.open_stage("embed", key).manifest.get("info", {})
                 mae_block = {"embedder": name, "chosen": info.get("block", {}).get("chosen"),
                              "depth": info.get("block", {}).get("depth"), "scored": "scores" in info.get("block", {}),
+                             "how": info.get("block", {}).get("how"),
                              "channelwise": bool(info.get("channelwise"))}
     finally:
         if owned:

@@ -81,3 +81,17 @@ def test_the_provenance_footer_names_the_block_the_map_was_embedded_from():
     assert "MAE block: 2 of 4 (best of every block on this screen's annotations), channel-wise" in text
     info["primary"].pop("mae_block")
     assert "MAE block" not in str(provenance_footer(info).children[0].children)
+
+
+def test_block_auto_takes_the_checkpoints_recorded_choice(tmp_path):
+    """--block auto (the default) and no --channelwise: the checkpoint's embedding.json, else the last
+    block pooled; an explicit option wins; a broken file is named."""
+    from precompute.stages import resolve_embedding_choice
+
+    assert resolve_embedding_choice(tmp_path, "auto", None) == ("last", False)
+    (tmp_path / "embedding.json").write_text('{"block": 2, "channelwise": true}')
+    assert resolve_embedding_choice(tmp_path, "auto", None) == ("2", True)
+    assert resolve_embedding_choice(tmp_path, "best", False) == ("best", False)
+    (tmp_path / "embedding.json").write_text("{oops")
+    with pytest.raises(ValueError, match="embedding.json"):
+        resolve_embedding_choice(tmp_path, "auto", None)

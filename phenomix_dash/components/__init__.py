@@ -49,7 +49,8 @@ def provenance_footer(info: dict[str, Any] | None) -> html.Footer:
         parts.append(f"checkpoint: {info['checkpoint']}")
     block = primary.get("mae_block") or {}
     if block.get("chosen"):
-        best = " (best of every block on this screen's annotations)" if block.get("scored") else ""
+        best = " (best of every block on this screen's annotations)" if block.get("scored") else (
+            f" ({block['how']})" if block.get("how") else "")
         wise = ", channel-wise" if block.get("channelwise") else ""
         parts.append(f"MAE block: {block['chosen']} of {block.get('depth')}{best}{wise}")
     parts.append(f"run: {info.get('run')} ({info.get('finished') or 'unfinished'})")
