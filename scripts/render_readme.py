@@ -146,10 +146,11 @@ def real_data(res: Results) -> str:
     for k, v in rd.get("reference", {}).items():
         lines.append(f"| reference: {k} (a different metric) | | | {v} | | |")
     if n_ctrl:
-        lines += ["", f"The first mAP column whitens on the same DMSO wells that then serve as the negatives, which flatters "
-                      f"the methods fitted on them (spherize most); the split columns fit on {n_ctrl['n_fit_controls']} DMSO "
+        lines += ["", f"The first mAP column fits each alignment on the same DMSO wells that then serve as the negatives, "
+                      f"which flatters the methods fitted on them; the split columns fit on {n_ctrl['n_fit_controls']} DMSO "
                       f"wells and rank against the other {n_ctrl['n_negative_controls']} (mean and range over "
-                      f"{n_ctrl['splits']} seeded splits)."]
+                      f"{n_ctrl['splits']} seeded splits). Compare rows within a column: with fewer negatives every mAP "
+                      f"is higher."]
     m, d = rd.get("moa_retrieval"), rd.get("dose")
     lines.append("")
     if m:
