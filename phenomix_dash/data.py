@@ -220,6 +220,84 @@ class PhenomixData:
         """Per perturbation: mAP against negative controls, p and q values, active (q < 0.05)."""
         return self._table(("relate", embedder or self.primary_embedder), "activity")
 
+    # -- characterise: match significance, dose-response, feature drivers (docs/artifacts.md) ----
+
+    def has_characterise(self, embedder: str | None = None) -> bool:
+        return self.has_stage("characterise", embedder or self.primary_embedder)
+
+    def neighbour_significance(self, embedder: str | None = None) -> dict[str, np.ndarray]:
+        """p and q (float64, aligned with neighbours()) of each stored neighbour pair; NaN: not tested."""
+        st = self.stage("characterise", embedder or self.primary_embedder)
+        return {f"{side}_{v}": st.array(f"neighbours_{side}_{v}") for side in ("top", "bottom") for v in ("p", "q")}
+
+    def _significance_parts(self, embedder: str) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+        from precompute.significance import MatchNull, PairFamily
+
+        cache = self.__dict__.setdefault("_significance", {})
+        with _lock:
+            if embedder not in cache:
+                st = self.stage("characterise", embedder)
+                n_draws = int(st.manifest.get("info", {}).get("significance", {}).get("n_draws", 0))
+                null = MatchNull(*(np.asarray(st.array(f"null_{n}", mmap=False))
+                                   for n in ("signature", "mean", "sd", "center", "scale")), n_draws)
+                agg = self.stage("aggregate", embedder)
+                cache[embedder] = (null, PairFamily(np.asarray(st.array("family_sorted_p", mmap=False))),
+                                   np.asarray(agg.array("unit_embeddings", mmap=False)),
+                                   np.asarray(agg.array("embeddings", mmap=False)))
+        return cache[embedder]
+
+    def pair_significance(self, query: int, targets: np.ndarray, embedder: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """p and BH q of (query, target) pairs, rows of perturbations(), on demand from the stored
+        null and family (nothing expensive is recomputed). NaN where the pair shares wells (a
+        compound and its own doses), which the family does not test."""
+        from precompute.significance import _overlap_key, pair_pvalue
+
+        e = embedder or self.primary_embedder
+        null, family, unit, means = self._significance_parts(e)
+        t = np.asarray(targets, dtype=np.int64)
+        a = np.full(t.size, int(query), dtype=np.int64)
+        p = pair_pvalue(unit, means, a, t, null) if t.size else np.empty(0)
+        key = _overlap_key(self.perturbations(e))
+        p = np.where((key[a] == key[t]) | (a == t), np.nan, p)
+        q = np.full_like(p, np.nan)
+        ok = np.isfinite(p)
+        if ok.any() and family.size:
+            q[ok] = family.qvalue(p[ok])
+        return p, q
+
+    def dose_response(self, embedder: str | None = None) -> pd.DataFrame:
+        """One row per compound with 3+ doses: its 4PL fit (precompute/dose_response.DoseFit columns)."""
+        return self._table(("characterise", embedder or self.primary_embedder), "dose_response")
+
+    def dose_points(self, embedder: str | None = None) -> pd.DataFrame:
+        """Per well of the fitted compounds: well_id, perturbation, concentration_um, plate, response."""
+        return self._table(("characterise", embedder or self.primary_embedder), "dose_points")
+
+    def dose_controls(self, embedder: str | None = None) -> pd.DataFrame:
+        """Per plate: the negative controls' median response and their count."""
+        return self._table(("characterise", embedder or self.primary_embedder), "dose_controls")
+
+    @property
+    def driver_embedder(self) -> str | None:
+        """The embedder whose named features explain phenotypes: the primary one when it has named
+        features, else the first that has (pixel statistics on image screens); None when none has."""
+        order = [self.primary_embedder] + [e for e in self.embedders if e != self.primary_embedder]
+        for e in order:
+            if self.has_characterise(e) and self.stage("characterise", e).has("driver_effect"):
+                return e
+        return None
+
+    def feature_drivers(self, embedder: str | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """(features table: feature, compartment, kind, channel; effect and q, (n_perturbations x
+        n_features) float32 memory maps, rows = perturbations(embedder))."""
+        e = embedder or self.driver_embedder
+        if e is None:
+            raise DataUnavailable("no embedder of this run has named features (pixel statistics or profiles)")
+        st = self.stage("characterise", e)
+        if not st.has("driver_effect"):
+            raise DataUnavailable(f"the {e} embedder has no named features")
+        return self._table(("characterise", e), "features"), st.array("driver_effect"), st.array("driver_q")
+
     def benchmarks(self) -> dict[str, Any]:
         return self.stage("evaluate").json("benchmarks")
 

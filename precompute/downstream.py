@@ -1,4 +1,4 @@
-"""Stages after embedding: align, aggregate, relate, project, evaluate (see docs/artifacts.md).
+"""Stages after embedding: align, aggregate, relate, project, characterise, evaluate (docs/artifacts.md).
 
 Per embedder: every alignment method; then, on the primary alignment, aggregation to
 perturbations, their relations and the projections. Evaluation compares all embedders.
@@ -168,7 +168,9 @@ def stage_evaluate(runner: Any, screen: Screen, config: Any, per_embedder: dict[
 
 
 def run_downstream(runner: Any, screen: Screen, config: Any, ingest_key: str, embed_keys: dict[str, str], primary: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"align": {}, "aggregate": {}, "relate": {}, "project": {}}
+    from precompute.characterise import stage_characterise
+
+    out: dict[str, Any] = {"align": {}, "aggregate": {}, "relate": {}, "project": {}, "characterise": {}}
     per_embedder: dict[str, dict[str, Any]] = {}
     methods = list(dict.fromkeys(list(config.align_methods) + [config.primary_align]))
     for emb_name, embed_key in embed_keys.items():
@@ -183,6 +185,8 @@ def run_downstream(runner: Any, screen: Screen, config: Any, ingest_key: str, em
         if emb_name == primary or len(screen.wells) <= 20_000:
             out["relate"][emb_name] = stage_relate(runner, screen, config, keys, emb_name)
             out["project"][emb_name] = stage_project(runner, screen, config, keys, emb_name)
+            keys["relate"] = out["relate"][emb_name]
+            out["characterise"][emb_name] = stage_characterise(runner, screen, config, keys, emb_name)
     out["evaluate"] = stage_evaluate(runner, screen, config, per_embedder)
     return out
 

@@ -27,7 +27,7 @@ from precompute.screen import Screen, load_screen
 
 log = logging.getLogger("precompute")
 
-STAGES: tuple[str, ...] = ("ingest", "embed", "align", "aggregate", "relate", "project", "evaluate")
+STAGES: tuple[str, ...] = ("ingest", "embed", "align", "aggregate", "relate", "project", "characterise", "evaluate")
 # Bump a stage's version when its code changes what it writes: old artifacts are then not reused.
 STAGE_VERSIONS: dict[str, str] = {s: "1" for s in STAGES}
 # relate 2: activity APs ranked per plate (was copairs' pairs); project 2: points beyond the UMAP

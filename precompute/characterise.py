@@ -1,0 +1,164 @@
+"""The characterise stage: what the dashboard says about a perturbation beyond its neighbours.
+
+Per embedder, after relate (docs/artifacts.md lists the files):
+
+- **Match significance** (precompute/significance.py, docs/significance.md): p and BH q of every
+  pair the stored neighbour lists show, plus what an on-demand p/q for any opened pair needs
+  without redoing the expensive part: the pseudo-perturbation null (``MatchNull`` arrays) and the
+  family's sorted p-values. Families beyond ``FAMILY_EXACT_MAX`` pairs keep the p-values of a
+  seeded uniform sample of pairs (BH on the sample estimates the full family's q); the manifest
+  says so, with both counts.
+- **Dose-response** (precompute/dose_response.py, docs/dose-response.md): each compound's 4PL
+  fit of its wells' Euclidean distance to their plate's control mean in the aligned space, and
+  the per-well points the curve is drawn from.
+- **Feature drivers** (precompute/feature_drivers.py, docs/feature-drivers.md), only for
+  embedders with named features (pixel statistics, CellProfiler profiles): effect size and q
+  per perturbation x feature, and the parsed feature names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from precompute.screen import Screen
+
+FAMILY_EXACT_MAX = 4_000_000  # 32 MB of float64 p-values; larger families are sampled
+N_DRAWS = 500
+NAMED_FEATURE_EMBEDDERS = ("pixelstats", "features")
+
+
+def neighbour_significance(unit: np.ndarray, means: np.ndarray, idx: np.ndarray, entities: pd.DataFrame,
+                           null: Any, family: Any) -> tuple[np.ndarray, np.ndarray]:
+    """p and q (float64, shape of ``idx``) of each (row, idx[row, j]) neighbour pair. NaN where the
+    two share wells (a compound's pooled entity and one of its doses): such pairs are not tested."""
+    from precompute.significance import _overlap_key, pair_pvalue
+
+    n, k = idx.shape
+    a = np.repeat(np.arange(n), k)
+    b = np.asarray(idx, dtype=np.int64).ravel()
+    p = pair_pvalue(unit, means, a, b, null) if a.size else np.empty(0)
+    key = _overlap_key(entities)
+    p = np.where((key[a] == key[b]) | (a == b), np.nan, p)
+    q = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    if ok.any() and family.size:
+        q[ok] = family.qvalue(p[ok])
+    return p.reshape(n, k), q.reshape(n, k)
+
+
+def sampled_family(unit: np.ndarray, means: np.ndarray, entities: pd.DataFrame, null: Any, *,
+                   max_pairs: int = FAMILY_EXACT_MAX, seed: int = 0) -> tuple[Any, dict[str, Any]]:
+    """The BH family's sorted p-values: every pair when there are at most ``max_pairs``, else a
+    seeded uniform sample of ``max_pairs`` of them. Returns (PairFamily, info for the manifest)."""
+    from precompute.significance import PairFamily, family_pairs, pair_family, pair_pvalue
+
+    a, b = family_pairs(entities)
+    if a.size <= max_pairs:
+        fam = pair_family(unit, means, entities, null)
+        return fam, {"family_pairs": int(a.size), "p_values_kept": fam.size, "sampled": False}
+    pick = np.sort(np.random.default_rng(seed).choice(a.size, max_pairs, replace=False))
+    chunk = 1 << 22
+    p = np.concatenate([pair_pvalue(unit, means, a[pick[i:i + chunk]], b[pick[i:i + chunk]], null)
+                        for i in range(0, pick.size, chunk)])
+    return PairFamily(np.sort(p)), {"family_pairs": int(a.size), "p_values_kept": int(max_pairs), "sampled": True,
+                                    "note": "q from BH on a seeded uniform sample of the family's pairs"}
+
+
+def dose_points(wells: pd.DataFrame, response: np.ndarray, compounds: list[str]) -> pd.DataFrame:
+    """Per-well points of the fitted compounds' curves: well, perturbation, dose, plate, response."""
+    conc = pd.to_numeric(wells.get("concentration_um", pd.Series(np.nan, index=wells.index)), errors="coerce")
+    keep = (wells["perturbation_type"].astype(str) == "compound").to_numpy() & np.isfinite(conc.to_numpy())
+    keep &= wells["perturbation"].astype(str).isin(compounds).to_numpy()
+    return pd.DataFrame({"well_id": wells["well_id"].astype(str).to_numpy()[keep],
+                         "perturbation": wells["perturbation"].astype(str).to_numpy()[keep],
+                         "concentration_um": conc.to_numpy(dtype=np.float64)[keep],
+                         "plate": wells["plate"].astype(str).to_numpy()[keep],
+                         "response": np.asarray(response, dtype=np.float64)[keep]})
+
+
+def control_response(wells: pd.DataFrame, response: np.ndarray, is_control: np.ndarray) -> pd.DataFrame:
+    """Per plate: the negative controls' median response (the curve's dose-zero level)."""
+    ctrl = np.asarray(is_control, dtype=bool)
+    df = pd.DataFrame({"plate": wells["plate"].astype(str).to_numpy()[ctrl], "response": np.asarray(response)[ctrl]})
+    return df.groupby("plate", sort=True)["response"].agg(["median", "size"]).reset_index().rename(
+        columns={"median": "median_response", "size": "n_controls"})
+
+
+def feature_names_for(emb_name: str, screen: Screen, n_features: int) -> list[str] | None:
+    """Names of the embedder's features, or None for embedders without named features. Raises
+    when the names do not match the embedding's width (a stale or foreign screen.json)."""
+    if emb_name == "pixelstats":
+        from precompute.embed.baselines import PixelStatsEmbedder
+
+        names = PixelStatsEmbedder(len(screen.channels)).feature_names(list(screen.channels))
+    elif emb_name == "features":
+        names = screen.descriptor.get("feature_names")
+        if names is None:
+            raise ValueError(f"{screen.root / 'screen.json'}: no feature_names for the 'features' embedder")
+    else:
+        return None
+    if len(names) != n_features:
+        raise ValueError(f"{emb_name}: {len(names)} feature names for {n_features} embedding columns "
+                         f"({screen.root / 'screen.json'})")
+    return [str(n) for n in names]
+
+
+def stage_characterise(runner: Any, screen: Screen, config: Any, keys: dict[str, str], emb_name: str) -> str:
+    """Match significance, dose-response and feature drivers of one embedder (module docstring)."""
+    from precompute import feature_drivers as fd
+    from precompute import significance as sig
+    from precompute.dose_response import dose_response_table
+    from precompute.relate import distance_to_plate_controls
+
+    def compute(w) -> None:
+        wells = screen.wells
+        ctrl = (wells["perturbation_type"] == "negative_control").to_numpy()
+        agg = runner.store.open_stage("aggregate", keys["aggregate"])
+        entities = agg.table("perturbations")
+        unit = np.asarray(agg.array("unit_embeddings", mmap=False))
+        means = np.asarray(agg.array("embeddings", mmap=False))
+        aligned = np.asarray(runner.store.open_stage("align", keys["align"]).array("embeddings", mmap=False))
+        rel = runner.store.open_stage("relate", keys["relate"])
+
+        null = sig.match_null(unit, aligned, wells, entities, ctrl, n_draws=N_DRAWS, seed=config.seed)
+        for name in ("signature", "mean", "sd", "center", "scale"):
+            w.save_array(f"null_{name}", getattr(null, name))
+        family, fam_info = sampled_family(unit, means, entities, null, seed=config.seed)
+        w.save_array("family_sorted_p", family.sorted_p.astype(np.float64))
+        for side in ("top", "bottom"):
+            p, q = neighbour_significance(unit, means, np.asarray(rel.array(f"neighbours_{side}_idx", mmap=False)),
+                                          entities, null, family)
+            w.save_array(f"neighbours_{side}_p", p)
+            w.save_array(f"neighbours_{side}_q", q)
+        w.info["significance"] = {"n_draws": N_DRAWS, **fam_info,
+                                  "untested": "neighbour pairs that share wells (a compound and its own doses): p, q NaN"}
+
+        plates = wells["plate"].astype(str).to_numpy()
+        response = distance_to_plate_controls(aligned, plates, ctrl, metric="euclidean")
+        table = dose_response_table(wells, response, ctrl)
+        w.save_table("dose_response", table)
+        w.save_table("dose_points", dose_points(wells, response, table["perturbation"].tolist()))
+        w.save_table("dose_controls", control_response(wells, response, ctrl))
+        w.info["dose_response"] = {"response": "Euclidean distance to the plate's control mean, aligned space",
+                                   "compounds_fitted": int(len(table))}
+
+        raw = runner.store.open_stage("embed", keys["embed"]).array("embeddings", mmap=True)
+        names = feature_names_for(emb_name, screen, raw.shape[1])
+        if names is None:
+            w.info["feature_drivers"] = "none: this embedder has no named features"
+            return
+        z = fd.control_standardised(np.asarray(raw), plates, ctrl)
+        effect, _, q = fd.feature_effects(z, sig.entity_wells(wells, entities))
+        w.save_array("driver_effect", effect.astype(np.float32))
+        w.save_array("driver_q", q.astype(np.float32))
+        parsed = [fd.parse_feature_name(n, tuple(screen.channels) or fd.CHANNELS) for n in names]
+        w.save_table("features", pd.DataFrame({"feature": names, "compartment": [f.compartment for f in parsed],
+                                               "kind": [f.kind for f in parsed], "channel": [f.channel for f in parsed]}))
+        w.info["feature_drivers"] = {"features": len(names), "entities": int(len(entities))}
+
+    cfg = {"seed": config.seed, "n_draws": N_DRAWS, "family_max": FAMILY_EXACT_MAX}
+    inputs = {k: keys[k] for k in ("embed", "align", "aggregate", "relate")}
+    return runner.run_stage("characterise", emb_name, cfg, inputs, compute)
