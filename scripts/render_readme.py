@@ -237,7 +237,9 @@ def performance(res: Results) -> str:
                      f"{nb['query_ms']['median']:.1f} ms median, p95 {nb['query_ms']['p95']:.1f} ms | {nb['target_ms']} ms |")
     for name, label in (("mae_throughput_cpu.json", "model alone"), ("mae_throughput_cpu_loader.json", "with the data loader")):
         mt = res.get(name)
-        if mt:
+        if not mt:
+            lines.append(f"| MAE embedding / training throughput, CPU ({label}) | | {MISSING} | |")
+        else:
             cells = "; ".join(f"{r['model']} {r['img_size']} px, {r['channels']} ch: {r['embed_tiles_per_s']:.1f} / "
                               f"{r['train_tiles_per_s']:.1f} tiles/s" for r in mt["results"])
             lines.append(f"| MAE embedding / training throughput, CPU ({mt['machine']['torch_threads']} threads, {label}) | "
@@ -262,12 +264,16 @@ def callbacks(res: Results) -> str:
     for r in cb["rows"]:
         new = "–" if r.get("new_inputs_median_ms") is None else f"{r['new_inputs_median_ms']:.0f}"
         lines.append(f"| {r['interaction']} | {r['cold_ms']:.0f} | {r['first_in_process_ms']:.0f} | {new} | "
-                     f"{r['warm_median_ms']:.0f} ({r['warm_max_ms']:.0f}) | {r['bytes'] / 1e6:.2f} MB |")
+                     f"{r['warm_median_ms']:.0f} ({r['warm_max_ms']:.0f}) | {_size(r['bytes'])} |")
     over = cb.get("over_target_cold") or []
     lines += ["", f"Map page (layout + both figures): {cb['map_page_bytes'] / 1e6:.1f} MB (goal "
                   f"{cb['targets']['map_page_bytes'] / 1e6:.0f} MB). Over {cb['targets']['cold_ms']} ms cold: "
                   + (", ".join(over) if over else "none") + "."]
     return "\n".join(lines) + "\n\n" + res.conditions() + "\n"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
 RENDERERS: dict[str, Callable[[Results], str]] = {
