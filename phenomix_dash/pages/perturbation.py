@@ -31,6 +31,14 @@ from phenomix_dash.neighbours import (
     neighbour_index,
     search_options,
 )
+from phenomix_dash.perturbation_character import (
+    PERT_SIG_ONLY,
+    add_significance,
+    filter_lists,
+    insert_significance_columns,
+    sections,
+    significance_switch,
+)
 from phenomix_dash.reconstruction import channel_ranges, composite_fixed
 
 dash.register_page(__name__, path="/perturbation", name="Perturbation", title="Phenomix · perturbation", order=5)
@@ -159,8 +167,9 @@ def neighbour_lists(d: PhenomixData, pert_id: str, k: int) -> dict[str, pd.DataF
     res = index.query(pert_id, k)
     out = {}
     for group, nb in res.items():
-        out[f"{group}s_similar"] = neighbour_frame(index.table, nb.top_idx, nb.top_sim, row, null, ann)
-        out[f"{group}s_opposite"] = neighbour_frame(index.table, nb.bottom_idx, nb.bottom_sim, row, null, ann)
+        for name, idx, sim in (("similar", nb.top_idx, nb.top_sim), ("opposite", nb.bottom_idx, nb.bottom_sim)):
+            frame = neighbour_frame(index.table, idx, sim, row, null, ann)
+            out[f"{group}s_{name}"] = add_significance(d, row, frame, index.row_of)
     return out
 
 
@@ -228,9 +237,12 @@ def layout(pert: str | None = None, k: str | None = None, plate: str | None = No
         dcc.Loading(html.Div(id=PERT_SUMMARY)),
         html.H5("Nearest neighbours over the whole map"),
         html.Div("Computed now over every perturbation. ★ = a known relationship (annotation, compound target, "
-                 "same complex). Percentile: where the cosine falls among random pairs. Click a bar or a name to open it.",
+                 "same complex). Percentile: where the cosine falls among random pairs. q: the match's BH q-value "
+                 "(✔ = q < 0.05, docs/significance.md). Click a bar or a name to open it.",
                  className="small text-muted"),
+        significance_switch(),
         dcc.Loading([dcc.Graph(id=PERT_NB_FIG, config=GRAPH_CONFIG), html.Div(id=PERT_NB_TABLES)]),
+        *sections(),
         html.H5("Its wells", className="mt-3"),
         dbc.Row([
             dbc.Col([dbc.Label("Plate (plates holding this perturbation)"),
@@ -266,12 +278,15 @@ def neighbour_tabs(lists: dict[str, pd.DataFrame]) -> dbc.Tabs:
         frame = lists.get(key)
         if frame is None or frame.empty:
             continue
+        grid = neighbour_grid({"type": PERT_GRID, "index": key}, frame, file_name=f"{key}.csv")
+        insert_significance_columns(grid)
         tabs.append(dbc.Tab([
             dbc.Button("Export CSV", id={"type": PERT_EXPORT, "index": key}, size="sm", color="secondary",
                        outline=True, className="my-2"),
-            neighbour_grid({"type": PERT_GRID, "index": key}, frame, file_name=f"{key}.csv"),
+            grid,
         ], label=title, tab_id=key))
-    return dbc.Tabs(tabs, active_tab=tabs[0].tab_id if tabs else None) if tabs else message("No neighbours to list.")
+    return dbc.Tabs(tabs, active_tab=tabs[0].tab_id if tabs else None) if tabs else message("No neighbours to list "
+                                                                                            "(none at q < 0.05 when filtered).")
 
 
 @callback(
@@ -282,9 +297,10 @@ def neighbour_tabs(lists: dict[str, pd.DataFrame]) -> dbc.Tabs:
     Output(PERT_PLATE, "value"),
     Input(PERT_SEARCH, "value"),
     Input(PERT_K, "value"),
+    Input(PERT_SIG_ONLY, "value"),
     State(PERT_PLATE, "value"),
 )
-def show_perturbation(pert: str | None, k: int | None, plate: str | None):
+def show_perturbation(pert: str | None, k: int | None, sig_only: list | None, plate: str | None):
     blank = {"layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}, "height": 80}}
     if not isinstance(pert, str) or not pert:
         return message("Search for a gene or compound above.", "light"), blank, None, [], None
@@ -300,7 +316,7 @@ def show_perturbation(pert: str | None, k: int | None, plate: str | None):
         except DataUnavailable:
             act = None
         summary = summary_cards(entity, activity_summary(entity, act))
-        lists = neighbour_lists(d, pert, k)
+        lists = filter_lists(neighbour_lists(d, pert, k), bool(sig_only))
         panels = {g: (lists[f"{g}s_similar"].head(10), lists[f"{g}s_opposite"].head(10))
                   for g in ("gene", "compound") if not lists[f"{g}s_similar"].empty}
         fig = neighbour_bars({f"{g}s": v for g, v in panels.items()}) if panels else blank

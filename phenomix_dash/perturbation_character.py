@@ -1,0 +1,154 @@
+"""Sections of the Perturbation page fed by the characterise stage: match significance on the
+neighbour lists, the feature groups behind the phenotype (with a CSV download), the dose curve.
+
+Kept apart from pages/perturbation.py (file size); the page imports the layout pieces and the
+helpers, and the callbacks here register once on import. Everything is read through
+phenomix_dash.data; nothing is recomputed except a pair's p/q from the stored null.
+"""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+import numpy as np
+import pandas as pd
+from dash import Input, Output, State, callback, dcc, html, no_update
+
+from phenomix_dash.components import message
+from phenomix_dash.data import DataUnavailable, PhenomixData, get_data
+from phenomix_dash.figures.dose import dose_curve_figure
+from phenomix_dash.figures.drivers import driver_table, feature_group_figure, group_table
+from phenomix_dash.figures.significance import significance_columns, significant_only, with_significance
+
+PERT_SIG_ONLY = "perturbation-significant-only"
+PERT_DRIVERS = "perturbation-drivers"
+PERT_DRIVERS_FIG = "perturbation-drivers-figure"
+PERT_DRIVERS_BTN = "perturbation-drivers-download-button"
+PERT_DRIVERS_DL = "perturbation-drivers-download"
+PERT_PAIR = "perturbation-pair"
+PERT_DOSE = "perturbation-dose"
+PERT_SEARCH = "perturbation-search"  # the page's perturbation chooser (pages/perturbation.py)
+GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg", "filename": "perturbation"}}
+
+
+def significance_switch() -> dbc.Checklist:
+    return dbc.Checklist(id=PERT_SIG_ONLY, options=[{"label": "significant matches only (q < 0.05)", "value": "sig"}],
+                         value=[], switch=True, inline=True, className="small my-1")
+
+
+def add_significance(d: PhenomixData, query_row: int, frame: pd.DataFrame, row_of: dict[str, int]) -> pd.DataFrame:
+    """The neighbour frame with p, q and the call mark; missing (not computed) when the run has no
+    characterise stage for the embedder."""
+    if not d.has_characterise():
+        return with_significance(frame, None, None)
+    targets = np.array([row_of[p] for p in frame["pert_id"]], dtype=np.int64)
+    p, q = d.pair_significance(query_row, targets)
+    return with_significance(frame, p, q)
+
+
+def filter_lists(lists: dict[str, pd.DataFrame], only_significant: bool) -> dict[str, pd.DataFrame]:
+    return {k: significant_only(v) if only_significant else v for k, v in lists.items()}
+
+
+def insert_significance_columns(grid) -> None:
+    """Put q and the call mark after the cosine column of a neighbour grid (figures/neighbours.py)."""
+    cols = list(grid.columnDefs)
+    at = next((i + 1 for i, c in enumerate(cols) if c.get("field") == "cosine"), len(cols))
+    grid.columnDefs = cols[:at] + significance_columns() + cols[at:]
+
+
+def sections() -> list:
+    """The page's layout for the feature groups, the pair view and the dose curve."""
+    return [
+        html.H5("What moves: feature groups", className="mt-3"),
+        html.Div("Effect sizes against the plates' negative controls (mean z of its wells), grouped by "
+                 "compartment, measurement kind and channel; bar = root mean square effect of the group's features.",
+                 className="small text-muted"),
+        dcc.Loading(html.Div([html.Div(id=PERT_DRIVERS), dcc.Graph(id=PERT_DRIVERS_FIG, config=GRAPH_CONFIG),
+                              dbc.Button("Download feature table (CSV)", id=PERT_DRIVERS_BTN, size="sm",
+                                         color="secondary", outline=True),
+                              dcc.Download(id=PERT_DRIVERS_DL), html.Div(id=PERT_PAIR)])),
+        html.H5("Dose-response", className="mt-3"),
+        dcc.Loading(html.Div(id=PERT_DOSE)),
+    ]
+
+
+def _entity(d: PhenomixData, pert: str) -> tuple[int, dict] | None:
+    table = d.perturbations()
+    hit = np.flatnonzero(table["pert_id"].astype(str).to_numpy() == pert)
+    return (int(hit[0]), table.iloc[int(hit[0])].to_dict()) if hit.size else None
+
+
+def _driver_rows(d: PhenomixData, pert: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, str] | None:
+    """(features, effect, q, embedder) of a perturbation in the driver embedder's own row order."""
+    e = d.driver_embedder
+    if e is None:
+        return None
+    features, effect, q = d.feature_drivers(e)
+    rows = np.flatnonzero(d.perturbations(e)["pert_id"].astype(str).to_numpy() == pert)
+    if rows.size == 0:
+        return None
+    return features, np.asarray(effect[rows[0]]), np.asarray(q[rows[0]]), e
+
+
+@callback(Output(PERT_DRIVERS, "children"), Output(PERT_DRIVERS_FIG, "figure"), Output(PERT_DRIVERS_FIG, "style"),
+          Input(PERT_SEARCH, "value"))
+def show_drivers(pert: str | None):
+    hidden = {"display": "none"}
+    if not isinstance(pert, str) or not pert:
+        return None, {}, hidden
+    try:
+        d = get_data()
+        found = _driver_rows(d, pert)
+        if found is None:
+            return message("This screen's embedders have no named features (pixel statistics or profiles), so no "
+                           "feature groups; channel attribution for image embeddings is not computed yet.", "light"), {}, hidden
+        features, effect, q, e = found
+        fig = feature_group_figure({pert: group_table(features, effect, q)},
+                                   title=f"{pert}: feature groups ({e} features, {len(features)} in all)")
+        n_sig = int((q < 0.05).sum())
+        note = html.Div(f"{n_sig} of {len(features)} features move at q < 0.05 (BH over this perturbation's features).",
+                        className="small")
+        return note, fig, {}
+    except (DataUnavailable, ValueError) as err:
+        return message(str(err), "light"), {}, hidden
+
+
+@callback(Output(PERT_DRIVERS_DL, "data"), Input(PERT_DRIVERS_BTN, "n_clicks"), State(PERT_SEARCH, "value"),
+          prevent_initial_call=True)
+def download_drivers(n: int | None, pert: str | None):
+    if not n or not isinstance(pert, str):
+        return no_update
+    try:
+        found = _driver_rows(get_data(), pert)
+    except DataUnavailable:
+        return no_update
+    if found is None:
+        return no_update
+    features, effect, q, _ = found
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in pert)[:80]
+    return dcc.send_data_frame(driver_table(features, effect, q).to_csv, f"feature_drivers_{safe}.csv", index=False)
+
+
+@callback(Output(PERT_DOSE, "children"), Input(PERT_SEARCH, "value"))
+def show_dose(pert: str | None):
+    if not isinstance(pert, str) or not pert:
+        return None
+    try:
+        d = get_data()
+        found = _entity(d, pert)
+        if found is None:
+            return None
+        _, entity = found
+        if entity["perturbation_type"] != "compound":
+            return html.Div("Dose-response applies to compounds.", className="small text-muted")
+        name = str(entity["perturbation"])
+        fits = d.dose_response()
+        points = d.dose_points()
+        row = fits[fits["perturbation"].astype(str) == name]
+        mine = points[points["perturbation"].astype(str) == name]
+        if row.empty:
+            return html.Div(f"{name}: fewer than three doses, no dose-response fit.", className="small text-muted")
+        fig = dose_curve_figure(name, mine, row.iloc[0].to_dict())
+        return dcc.Graph(figure=fig, config=GRAPH_CONFIG, id="perturbation-dose-figure")
+    except (DataUnavailable, ValueError) as err:
+        return message(str(err), "light")
