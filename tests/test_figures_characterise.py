@@ -61,3 +61,19 @@ def test_neighbour_significance_marks_calls_and_says_not_tested():
     assert out["match"].tolist() == [CALL_MARK, "", "not tested"]
     assert significant_only(out)["pert_id"].tolist() == ["a"]
     assert with_significance(frame, None, None)["match"].eq("not computed").all()
+
+
+def test_activity_rows_get_their_compounds_ec50_and_flags_only_on_the_pooled_row():
+    from phenomix_dash.figures.dose import with_dose_columns
+
+    table = pd.DataFrame({"pert_id": ["compound:A", "compound:A@1.0", "crispr:G", "compound:B"],
+                          "perturbation": ["A", "A", "G", "B"],
+                          "perturbation_type": ["compound", "compound", "crispr", "compound"],
+                          "concentration_um": [np.nan, 1.0, np.nan, np.nan]})
+    fits = pd.DataFrame({"perturbation": ["A", "B"], "ec50": [2.0, np.nan], "ec50_low": [1.0, np.nan],
+                         "ec50_high": [4.0, np.nan], "flags": ["", "fewer than 3 doses"]})
+    out = with_dose_columns(table, fits)
+    assert out["ec50"].iloc[0] == 2.0 and out["dose_flags"].iloc[0] == "none"
+    assert out[["ec50", "ec50_low"]].iloc[1:3].isna().all().all() and out["dose_flags"].iloc[1] is None
+    assert np.isnan(out["ec50"].iloc[3]) and out["dose_flags"].iloc[3] == "fewer than 3 doses"
+    assert with_dose_columns(table, None)["ec50"].isna().all()

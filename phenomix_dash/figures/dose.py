@@ -67,3 +67,30 @@ def dose_curve_figure(name: str, points: pd.DataFrame, fit: dict[str, Any] | Non
     fig.update_layout(title=dict(text=dose_title(name, fit)), height=360, plot_bgcolor="#FFFFFF",
                       margin=dict(l=10, r=10, t=70, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+DOSE_COLUMNS = ("ec50", "ec50_low", "ec50_high", "dose_flags")
+
+
+def with_dose_columns(table: pd.DataFrame, fits: pd.DataFrame | None) -> pd.DataFrame:
+    """The activity table plus each compound's EC50, its 95% interval and the fit's flags, on the
+    compound's pooled row (its per-dose rows and other perturbations: no value). ``fits`` None:
+    the run has no dose-response artifacts; the columns are there, every value missing."""
+    out = table.copy()
+    for c in DOSE_COLUMNS:
+        out[c] = np.nan if c != "dose_flags" else None
+    if fits is None or fits.empty or out.empty:
+        return out
+    by_name = fits.set_index(fits["perturbation"].astype(str))
+    pooled = (out["perturbation_type"].astype(str) == "compound").to_numpy()
+    if "level" in out.columns:
+        pooled &= (out["level"].astype(str) != "dose").to_numpy()
+    elif "concentration_um" in out.columns:  # a dose entity has its concentration; the pooled one none
+        pooled &= pd.to_numeric(out["concentration_um"], errors="coerce").isna().to_numpy()
+    names = out["perturbation"].astype(str)
+    hit = pooled & names.isin(by_name.index).to_numpy()
+    for c in ("ec50", "ec50_low", "ec50_high"):
+        out.loc[hit, c] = by_name.loc[names[hit], c].to_numpy(dtype=np.float64)
+    flags = by_name.loc[names[hit], "flags"].astype(str).to_numpy()
+    out.loc[hit, "dose_flags"] = np.where(flags == "", "none", flags)
+    return out

@@ -18,6 +18,7 @@ from phenomix_dash import ids
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.figures.activity import activity_table, distance_distribution_figure, filter_activity, volcano_figure
+from phenomix_dash.figures.dose import with_dose_columns
 from phenomix_dash.figures.missing import fmt_value, js_number_formatter
 from phenomix_dash.figures.palette import NO_VALUE, PERTURBATION_TYPE_LABELS
 from phenomix_dash.selection import cached_on_store
@@ -53,13 +54,25 @@ COLUMN_DEFS = [
     {"field": "active", "headerName": "active (q < 0.05)", "width": 130,
      "valueFormatter": {"function": f"params.value == null ? '{NO_VALUE}' : String(params.value)"}},
     {"field": "replicate_cosine", "headerName": "replicate cosine", "width": 130, "valueFormatter": js_number_formatter(".2f")},
+    {"field": "ec50", "headerName": "EC50 µM", "width": 100, "valueFormatter": js_number_formatter(".3g"),
+     "headerTooltip": "4PL fit of the distance to controls against dose (compounds with 3+ doses; docs/dose-response.md)"},
+    {"field": "ec50_low", "headerName": "EC50 low", "width": 100, "valueFormatter": js_number_formatter(".3g"),
+     "headerTooltip": "95% interval of the EC50, lower end"},
+    {"field": "ec50_high", "headerName": "EC50 high", "width": 100, "valueFormatter": js_number_formatter(".3g"),
+     "headerTooltip": "95% interval of the EC50, upper end"},
+    {"field": "dose_flags", "headerName": "fit flags", "width": 180, "tooltipField": "dose_flags",
+     "headerTooltip": "no response / poor fit / toxic at the top dose; 'none': the fit is trusted"},
     {"field": "pert_id", "headerName": "id", "width": 200},
 ]
 
 
 @cached_on_store(maxsize=2)
 def ranked_table(d):
-    return activity_table(d.perturbations(), d.activity())
+    try:
+        fits = d.dose_response()
+    except DataUnavailable:  # a run without the characterise stage: the columns show no value
+        fits = None
+    return with_dose_columns(activity_table(d.perturbations(), d.activity()), fits)
 
 
 def type_options(table) -> list[dict[str, str]]:
