@@ -95,3 +95,23 @@ def test_block_auto_takes_the_checkpoints_recorded_choice(tmp_path):
     (tmp_path / "embedding.json").write_text("{oops")
     with pytest.raises(ValueError, match="embedding.json"):
         resolve_embedding_choice(tmp_path, "auto", None)
+
+
+def test_the_benchmarks_page_plots_the_runs_block_scores(tiny_store):
+    """The tiny store is embedded with the shipped model, whose embedding.json asks for --block best:
+    the page's section draws one point per block and names the chosen block."""
+    import importlib
+
+    from phenomix_dash import create_app, data
+    from phenomix_dash.settings import Settings
+
+    create_app(Settings(store=tiny_store))
+    d = data.get_data()
+    info = d.stage_info("embed", "mae")["block"]
+    section = importlib.import_module("phenomix_dash.pages.benchmarks").blocks_section(d)
+    text = str(section)
+    assert f"Chosen: block {info['chosen']} of 4" in text and "benchmarks-blocks-figure" in text
+    graph = next(c for c in section.children if getattr(c, "id", None) == "benchmarks-blocks-figure")
+    complex_trace = next(t for t in graph.figure.data if t.name == "same complex")
+    assert list(complex_trace.x) == [1, 2, 3, 4]
+    assert list(complex_trace.y) == [s["recall_synthetic_complex"] for s in info["scores"]]
