@@ -298,6 +298,17 @@ class PhenomixData:
             raise DataUnavailable(f"the {e} embedder has no named features")
         return self._table(("characterise", e), "features"), st.array("driver_effect"), st.array("driver_q")
 
+    def match_calibration(self) -> dict[str, Any]:
+        """The tracked calibration of match significance (benchmarks/match_calibration.py writes it):
+        measured on the screen it names, which may not be this run's."""
+        import json
+
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "match_calibration.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise DataUnavailable(f"{path}: no match calibration results ({err})") from None
+
     def benchmarks(self) -> dict[str, Any]:
         return self.stage("evaluate").json("benchmarks")
 

@@ -77,3 +77,18 @@ def test_activity_rows_get_their_compounds_ec50_and_flags_only_on_the_pooled_row
     assert out[["ec50", "ec50_low"]].iloc[1:3].isna().all().all() and out["dose_flags"].iloc[1] is None
     assert np.isnan(out["ec50"].iloc[3]) and out["dose_flags"].iloc[3] == "fewer than 3 doses"
     assert with_dose_columns(table, None)["ec50"].isna().all()
+
+
+def test_calibration_table_reads_the_tracked_results_file():
+    import json
+    from pathlib import Path
+
+    from phenomix_dash.figures.significance import calibration_table
+
+    result = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/results/match_calibration.json").read_text())
+    t = calibration_table(result)
+    assert len(t) == len(result["embedders"]) and {"power complex", "false fraction (all)"} <= set(t.columns)
+    mae = t[t["embedder"] == "mae"].iloc[0]
+    src = next(r for r in result["embedders"] if r["embedder"] == "mae")
+    assert mae["null p<0.05 pair"] == src["null_pair"]["fraction_below_0.05"]
+    assert calibration_table({}).empty

@@ -48,3 +48,23 @@ def significance_columns(alpha: float = ALPHA) -> list[dict]:
          "headerTooltip": f"{CALL_MARK} = significant match (q < {alpha}); 'not tested': the pair shares wells"},
         {"field": "p", "hide": True},
     ]
+
+
+def calibration_table(result: dict) -> pd.DataFrame:
+    """One row per embedder of a match_calibration.json result: null uniformity (fraction of
+    no-phenotype pairs below p = 0.05, directed test and pair), the false fraction of calls at
+    q < 0.05 (all pairs, shown neighbours) and the power on true pairs. Missing stays missing."""
+    rows = []
+    for r in result.get("embedders", []):
+        power = r.get("power", {})
+        rows.append({
+            "embedder": r.get("embedder"), "space": r.get("space"),
+            "null p<0.05 directed": r.get("null_directed", {}).get("fraction_below_0.05"),
+            "null p<0.05 pair": r.get("null_pair", {}).get("fraction_below_0.05"),
+            "null pairs": r.get("null_pair", {}).get("n"),
+            "calls q<0.05": r.get("fdr_all_pairs", {}).get("n_called"),
+            "false fraction (all)": r.get("fdr_all_pairs", {}).get("false_fraction"),
+            "false fraction (shown)": r.get("fdr_shown_neighbours", {}).get("false_fraction"),
+            **{f"power {k.replace('_', '-')}": v.get("fraction_called") for k, v in power.items()},
+        })
+    return pd.DataFrame(rows)

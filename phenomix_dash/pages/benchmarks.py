@@ -119,6 +119,28 @@ def blocks_section(d: PhenomixData) -> html.Section:
                    "blocks")
 
 
+def calibration_section(d: PhenomixData) -> html.Section:
+    """Match significance calibrated on a screen with known truth (benchmarks/results/match_calibration.json)."""
+    from phenomix_dash.figures.significance import calibration_table
+
+    text = ("Are the neighbour lists' q-values honest? On a screen whose truth is known: the fraction of "
+            "no-phenotype pairs below p = 0.05 (should be at most 0.05), the fraction of calls at q < 0.05 with a "
+            "no-phenotype member (the FDR, should be at most 0.05) and the fraction of true pairs called (power). "
+            "Method: docs/significance.md.")
+    try:
+        result = d.match_calibration()
+    except DataUnavailable as err:
+        return section("Match significance: calibration", text, message(str(err), "light"), "calibration")
+    table = calibration_table(result)
+    screen = result.get("screen")
+    where = (f"Measured on the screen {screen!r}" + ("" if screen == d.run.get("screen", {}).get("name")
+                                                     else " (not this run's screen)")
+             + f", store {result.get('store')}, commit {str(result.get('meta', {}).get('commit', '?'))[:8]}.")
+    body = html.Div([html.Div(where, className="small", id="benchmarks-calibration-source"),
+                     grid("calibration", table, 200) if len(table) else message("The results file lists no embedder.", "light")])
+    return section("Match significance: calibration", text, body, "calibration")
+
+
 def layout(**_: object) -> html.Div:
     try:
         d = get_data()
@@ -130,6 +152,7 @@ def layout(**_: object) -> html.Div:
                           "pixel statistics are the classical baseline.", className="text-muted")]
     parts.append(recall_section(d, bench))
     parts.append(blocks_section(d))
+    parts.append(calibration_section(d))
 
     captions = benchmark_captions(d)  # what evaluate sampled, from its manifest
     rep = table_of(d, "replicate_map")
