@@ -51,6 +51,10 @@ def scorecard(store_path: Path, run_name: str) -> dict:
     cg_summary = (cg.groupby(["embedder", "space"], sort=False)
                   .agg(mean_auc=("roc_auc", "mean"), mean_ap=("average_precision", "mean"), n_compounds=("compound", "size"))
                   .reset_index())
+    # tables the evaluate stage gains later (e.g. per-block MAE recall) are kept as they come
+    known = {"recall", "replicate_map", "batch", "compound_gene"}
+    extra = {Path(f).stem: records(stage.table(Path(f).stem), list(stage.table(Path(f).stem).columns))
+             for f in stage.manifest.get("checksums", {}) if f.endswith(".parquet") and Path(f).stem not in known}
     embedders = list(dict.fromkeys(tables["recall"]["embedder"].tolist() + tables["replicate_map"]["embedder"].tolist()))
     return {
         "store": str(store_path), "run": run_name, "screen": run.get("screen"),
@@ -60,6 +64,7 @@ def scorecard(store_path: Path, run_name: str) -> dict:
         "replicate_map": records(tables["replicate_map"], ["embedder", "space", "map", "fraction_q05", "n_perturbations"]),
         "batch": records(tables["batch"], ["embedder", "space", "label", "accuracy", "chance", "silhouette", "n_samples"]),
         "compound_gene": records(cg_summary, ["embedder", "space", "mean_auc", "mean_ap", "n_compounds"]),
+        "extra_tables": extra,
     }
 
 
