@@ -129,10 +129,53 @@ def calibrate(store: ArtifactStore, run: dict, embedder: str, draws: int, seed: 
             "n_shown_pairs": int(shown_idx.size), "power": power}
 
 
+def calibrate_real(store: ArtifactStore, run: dict, embedder: str, draws: int, seed: int) -> dict:
+    """The real screen has no truth; proxies. Null: pairs with the DMSO entity (its profile is the
+    controls' own mean, so p should be uniform there). False-call proxy: the fraction of calls at
+    q < 0.05 that involve DMSO (a lower bound on false calls). Power proxy: the fraction of pooled
+    compound pairs sharing an annotated mechanism of action called, against pairs of annotated
+    compounds with different MOAs (a same-MOA pair need not look alike, so this is a floor)."""
+    keys = run["stages"]
+    align = run["config"]["primary_align"]
+    wells = store.open_stage("ingest", keys["ingest"]).table("wells")
+    agg = store.open_stage("aggregate", keys["aggregate"][embedder])
+    entities = agg.table("perturbations")
+    unit = np.asarray(agg.array("unit_embeddings", mmap=False))
+    means = np.asarray(agg.array("embeddings", mmap=False))
+    aligned = np.asarray(store.open_stage("align", keys["align"][embedder][align]).array("embeddings", mmap=False))
+    ctrl = (wells["perturbation_type"].astype(str) == "negative_control").to_numpy()
+    t0 = time.perf_counter()
+    null = sig.match_null(unit, aligned, wells, entities, ctrl, n_draws=draws, seed=seed)
+    fam = sig.pair_family(unit, means, entities, null)
+    seconds = time.perf_counter() - t0
+    a, b = sig.family_pairs(entities)
+    p = sig.pair_pvalue(unit, means, a, b, null)
+    called = fam.qvalue(p) < 0.05
+    dmso = (entities["perturbation_type"].astype(str) == "negative_control").to_numpy()
+    with_dmso = dmso[a] | dmso[b]
+    moa_table = pd.read_csv(Path(run["screen"]["path"]) / "ground_truth" / "compound_moa.csv")
+    moas = moa_table.groupby("compound")["moa"].agg(lambda m: set(m.astype(str)))
+    pooled = ((entities["perturbation_type"] == "compound") & (entities["level"] == "pooled")).to_numpy()
+    ent_moa = [moas.get(str(n), set()) if pooled[i] else set() for i, n in enumerate(entities["perturbation"])]
+    both = np.array([bool(ent_moa[i]) and bool(ent_moa[j]) for i, j in zip(a, b)])
+    same = np.array([bool(ent_moa[i] & ent_moa[j]) for i, j in zip(a, b)]) & both
+    n_called = int(called.sum())
+    return {"embedder": embedder, "space": align, "n_entities": int(len(entities)), "n_family_pairs": fam.size,
+            "n_draws": draws, "seconds": round(seconds, 2),
+            "null_dmso_pair": frac_below(p[with_dmso]),
+            "calls": n_called, "calls_with_dmso": int((called & with_dmso).sum()),
+            "dmso_fraction_of_calls": float((called & with_dmso).sum() / n_called) if n_called else None,
+            "power_proxy": {"same_moa": {"n_pairs": int(same.sum()), "fraction_called": float(called[same].mean()) if same.any() else None},
+                            "different_moa": {"n_pairs": int((both & ~same).sum()),
+                                              "fraction_called": float(called[both & ~same].mean()) if (both & ~same).any() else None}}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--store", type=Path, default=Path(os.environ.get("PHENOMIX_HOME", REPO / "var")) / "store" / "demo")
     ap.add_argument("--run", default="default")
+    ap.add_argument("--real", type=Path, default=Path(os.environ.get("PHENOMIX_HOME", REPO / "var")) / "store" / "real",
+                    help="the real screen's store (proxies, no truth); skipped when it has no run")
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -147,8 +190,18 @@ def main() -> None:
               f" shown calls {r['fdr_shown_neighbours']['n_called']}, false {r['fdr_shown_neighbours']['false_fraction']};"
               f" power complex {r['power']['complex']['fraction_called']}"
               f" compound-target {r['power']['compound_target']['fraction_called']}; {r['seconds']} s")
+    real = []
+    if (args.real / "runs" / f"{args.run}.json").exists():
+        rstore = ArtifactStore(args.real, create=False)
+        rrun = rstore.get_run(args.run)
+        real = [calibrate_real(rstore, rrun, rrun["primary"]["embedder"], args.draws, args.seed)]
+        for r in real:
+            print(f"real {r['embedder']}: DMSO pairs p < 0.05 {r['null_dmso_pair']['fraction_below_0.05']:.3f}"
+                  f" (n={r['null_dmso_pair']['n']}); calls {r['calls']}, with DMSO {r['calls_with_dmso']};"
+                  f" same-MOA called {r['power_proxy']['same_moa']['fraction_called']}"
+                  f" vs different-MOA {r['power_proxy']['different_moa']['fraction_called']}")
     save_result(RESULTS / "match_calibration.json", {"store": str(args.store), "screen": run["screen"].get("name"),
-                                                     "embedders": rows}, meta)
+                                                     "embedders": rows, "real_store": str(args.real), "real": real}, meta)
 
 
 if __name__ == "__main__":

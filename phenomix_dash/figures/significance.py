@@ -53,7 +53,9 @@ def significance_columns(alpha: float = ALPHA) -> list[dict]:
 def calibration_table(result: dict) -> pd.DataFrame:
     """One row per embedder of a match_calibration.json result: null uniformity (fraction of
     no-phenotype pairs below p = 0.05, directed test and pair), the false fraction of calls at
-    q < 0.05 (all pairs, shown neighbours) and the power on true pairs. Missing stays missing."""
+    q < 0.05 (all pairs, shown neighbours) and the power on true pairs; then the real screen's
+    proxies (null: pairs with DMSO; false: calls with DMSO; power: same-MOA pairs). Missing stays
+    missing."""
     rows = []
     for r in result.get("embedders", []):
         power = r.get("power", {})
@@ -66,5 +68,15 @@ def calibration_table(result: dict) -> pd.DataFrame:
             "false fraction (all)": r.get("fdr_all_pairs", {}).get("false_fraction"),
             "false fraction (shown)": r.get("fdr_shown_neighbours", {}).get("false_fraction"),
             **{f"power {k.replace('_', '-')}": v.get("fraction_called") for k, v in power.items()},
+        })
+    for r in result.get("real") or []:  # no truth there: the proxies, named as such
+        proxy = r.get("power_proxy", {})
+        rows.append({
+            "embedder": f"{r.get('embedder')} (real screen: proxies)", "space": r.get("space"),
+            "null p<0.05 pair": r.get("null_dmso_pair", {}).get("fraction_below_0.05"),
+            "null pairs": r.get("null_dmso_pair", {}).get("n"), "calls q<0.05": r.get("calls"),
+            "false fraction (all)": r.get("dmso_fraction_of_calls"),
+            "power same-MOA (proxy)": proxy.get("same_moa", {}).get("fraction_called"),
+            "called different-MOA": proxy.get("different_moa", {}).get("fraction_called"),
         })
     return pd.DataFrame(rows)
