@@ -74,22 +74,31 @@ def frac_below(p: np.ndarray, level: float = 0.05) -> dict:
             "binomial_se": float(np.sqrt(level * (1 - level) / n)) if n else None}
 
 
-def calibrate(store: ArtifactStore, run: dict, embedder: str, draws: int, seed: int) -> dict:
+def family_p_values(store: ArtifactStore, run: dict, embedder: str, draws: int, seed: int) -> dict:
+    """Null and family of one embedder on the primary alignment; every family pair's p."""
     keys = run["stages"]
-    align = run["config"]["primary_align"]
     wells = store.open_stage("ingest", keys["ingest"]).table("wells")
     agg = store.open_stage("aggregate", keys["aggregate"][embedder])
     entities = agg.table("perturbations")
     unit = np.asarray(agg.array("unit_embeddings", mmap=False))
     means = np.asarray(agg.array("embeddings", mmap=False))
-    aligned = np.asarray(store.open_stage("align", keys["align"][embedder][align]).array("embeddings", mmap=False))
+    aligned = np.asarray(store.open_stage("align", keys["align"][embedder][run["config"]["primary_align"]])
+                         .array("embeddings", mmap=False))
     ctrl = (wells["perturbation_type"].astype(str) == "negative_control").to_numpy()
     t0 = time.perf_counter()
     null = sig.match_null(unit, aligned, wells, entities, ctrl, n_draws=draws, seed=seed)
     fam = sig.pair_family(unit, means, entities, null)
     seconds = time.perf_counter() - t0
     a, b = sig.family_pairs(entities)
-    p = sig.pair_pvalue(unit, means, a, b, null)
+    return {"entities": entities, "unit": unit, "means": means, "null": null, "fam": fam, "seconds": seconds,
+            "a": a, "b": b, "p": sig.pair_pvalue(unit, means, a, b, null), "align": run["config"]["primary_align"]}
+
+
+def calibrate(store: ArtifactStore, run: dict, embedder: str, draws: int, seed: int) -> dict:
+    t = family_p_values(store, run, embedder, draws, seed)
+    keys, align = run["stages"], t["align"]
+    entities, unit, means, null, fam, seconds = (t[k] for k in ("entities", "unit", "means", "null", "fam", "seconds"))
+    a, b, p = t["a"], t["b"], t["p"]
     q = fam.qvalue(p)
     truth = Path(run["screen"]["path"]) / "ground_truth"
     silent = no_phenotype(entities, truth)
@@ -135,21 +144,9 @@ def calibrate_real(store: ArtifactStore, run: dict, embedder: str, draws: int, s
     q < 0.05 that involve DMSO (a lower bound on false calls). Power proxy: the fraction of pooled
     compound pairs sharing an annotated mechanism of action called, against pairs of annotated
     compounds with different MOAs (a same-MOA pair need not look alike, so this is a floor)."""
-    keys = run["stages"]
-    align = run["config"]["primary_align"]
-    wells = store.open_stage("ingest", keys["ingest"]).table("wells")
-    agg = store.open_stage("aggregate", keys["aggregate"][embedder])
-    entities = agg.table("perturbations")
-    unit = np.asarray(agg.array("unit_embeddings", mmap=False))
-    means = np.asarray(agg.array("embeddings", mmap=False))
-    aligned = np.asarray(store.open_stage("align", keys["align"][embedder][align]).array("embeddings", mmap=False))
-    ctrl = (wells["perturbation_type"].astype(str) == "negative_control").to_numpy()
-    t0 = time.perf_counter()
-    null = sig.match_null(unit, aligned, wells, entities, ctrl, n_draws=draws, seed=seed)
-    fam = sig.pair_family(unit, means, entities, null)
-    seconds = time.perf_counter() - t0
-    a, b = sig.family_pairs(entities)
-    p = sig.pair_pvalue(unit, means, a, b, null)
+    t = family_p_values(store, run, embedder, draws, seed)
+    align, entities, fam, seconds = t["align"], t["entities"], t["fam"], t["seconds"]
+    a, b, p = t["a"], t["b"], t["p"]
     called = fam.qvalue(p) < 0.05
     dmso = (entities["perturbation_type"].astype(str) == "negative_control").to_numpy()
     with_dmso = dmso[a] | dmso[b]
