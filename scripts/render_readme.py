@@ -240,8 +240,8 @@ def performance(res: Results) -> str:
         if not mt:
             lines.append(f"| MAE embedding / training throughput, CPU ({label}) | | {MISSING} | |")
         else:
-            cells = "; ".join(f"{r['model']} {r['img_size']} px, {r['channels']} ch: {r['embed_tiles_per_s']:.1f} / "
-                              f"{r['train_tiles_per_s']:.1f} tiles/s" for r in mt["results"])
+            cells = "; ".join(f"{r['model']} {r['img_size']} px, {r['channels']} ch: {_rate(r['embed_tiles_per_s'])} / "
+                              f"{_rate(r['train_tiles_per_s'])} tiles/s" for r in mt["results"])
             lines.append(f"| MAE embedding / training throughput, CPU ({mt['machine']['torch_threads']} threads, {label}) | "
                          f"batch {mt['results'][0]['batch_size']} | {cells} | GPU (bf16, MFU): {MISSING} |")
     return "\n".join(lines) + "\n\n" + res.conditions() + "\n"
@@ -270,6 +270,10 @@ def callbacks(res: Results) -> str:
                   f"{cb['targets']['map_page_bytes'] / 1e6:.0f} MB). Over {cb['targets']['cold_ms']} ms cold: "
                   + (", ".join(over) if over else "none") + "."]
     return "\n".join(lines) + "\n\n" + res.conditions() + "\n"
+
+
+def _rate(v: float) -> str:
+    return f"{v:.2f}" if v < 10 else f"{v:.0f}"
 
 
 def _size(n: int) -> str:
