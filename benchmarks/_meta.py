@@ -31,7 +31,7 @@ PACKAGES = ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "umap-learn",
             "pycytominer", "efaar-benchmarking", "torch", "dash", "plotly", "flask", "gunicorn", "threadpoolctl")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 # Only these folders change what a benchmark measures; edits elsewhere do not make a figure "dirty".
-CODE_PATHS = ("precompute", "phenomix_dash", "benchmarks", "app.py", "tests/reference_efaar.py",
+CODE_PATHS = ("precompute", "phenomix_dash", "benchmarks", "models", "app.py", "tests/reference_efaar.py",
               "tests/reference_pycytominer.py", "requirements.txt", "constraints.txt")
 
 
