@@ -62,6 +62,11 @@ bench: precompute test-install
 	$(BENCH_PY) benchmarks/mae_transfer.py --screen demo
 	$(BIN)/python -m precompute demo --screen demo
 	$(BENCH_PY) benchmarks/demo_scorecard.py --store $(PHENOMIX_HOME)/store/demo
+	$(BENCH_PY) benchmarks/mae_blocks.py
+	$(BIN)/python -m precompute demo --screen real
+	$(BENCH_PY) benchmarks/match_calibration.py
+	$(BENCH_PY) benchmarks/dose_response_validation.py
+	$(BENCH_PY) benchmarks/feature_drivers_validation.py
 	$(BENCH_PY) benchmarks/bench_callbacks.py --screen $(SCREEN)
 	@echo "== load_test (50 users, 60 s, loopback only)"
 	$(BENCH_PY) benchmarks/load_test.py --store $(PHENOMIX_HOME)/store/$(SCREEN)

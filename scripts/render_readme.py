@@ -272,6 +272,38 @@ def callbacks(res: Results) -> str:
     return "\n".join(lines) + "\n\n" + res.conditions() + "\n"
 
 
+def mae_blocks(res: Results) -> str:
+    mb = res.get("mae_blocks.json")
+    if not mb:
+        return f"MAE block by block: {MISSING} (run `benchmarks/mae_blocks.py`).\n\n" + res.conditions() + "\n"
+    summary = mb["summary"]
+    chosen = summary.get("channelwise_best_block")
+    lines = ["| MAE embedding | block | complex | pathway | opposing | mean | replicate mAP |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for kind, label in (("pooled", "pooled (OpenPhenom's predict)"), ("channelwise", "channel-wise")):
+        rows = mb["blocks"].get(kind) or []
+        last = max((r["block"] for r in rows), default=None)
+        for i, r in enumerate(rows):
+            block = f"{r['block']} (last)" if r["block"] == last else str(r["block"])
+            if kind == "channelwise" and r["block"] == chosen:
+                block = f"**{r['block']} (best)**"
+            lines.append(f"| {label if i == 0 else kind.replace('channelwise', 'channel-wise')} | {block} | "
+                         f"{num(r.get('recall_synthetic_complex'))} | {num(r.get('recall_synthetic_pathway'))} | "
+                         f"{num(r.get('recall_synthetic_opposing'))} | {num(r.get('recall_mean'))} | {num(r.get('replicate_map'))} |")
+    px = mb["pixelstats"]
+    lines.append(f"| pixel statistics (same scoring) | – | **{num(px.get('recall_synthetic_complex'))}** | "
+                 f"{num(px.get('recall_synthetic_pathway'))} | {num(px.get('recall_synthetic_opposing'))} | "
+                 f"{num(px.get('recall_mean'))} | {num(px.get('replicate_map'))} |")
+    gap = (px.get("recall_synthetic_complex") or 0) - (summary.get("channelwise_best_block_complex_recall") or 0)
+    ck = mb.get("checkpoint") or {}
+    lines += ["", f"Best block, channel-wise, against pixel statistics on complex recall: "
+                  f"{num(summary.get('channelwise_best_block_complex_recall'))} vs {num(summary.get('pixelstats_complex_recall'))}"
+                  + (f" ({gap:.3f} short of the goal)." if gap > 0 else " (goal reached).")
+                  + f" Model: {ck.get('steps')} steps, final loss {num(ck.get('final_loss'))}, weights "
+                  f"`{str(ck.get('weights_sha256'))[:12]}`."]
+    return "\n".join(lines) + "\n\n" + res.conditions() + "\n"
+
+
 def _rate(v: float) -> str:
     return f"{v:.2f}" if v < 10 else f"{v:.0f}"
 
@@ -281,7 +313,8 @@ def _size(n: int) -> str:
 
 
 RENDERERS: dict[str, Callable[[Results], str]] = {
-    "scorecard": scorecard, "real-data": real_data, "performance": performance, "callbacks": callbacks}
+    "scorecard": scorecard, "real-data": real_data, "performance": performance, "callbacks": callbacks,
+    "mae-blocks": mae_blocks}
 
 
 def render(text: str, folder: Path = RESULTS) -> str:
