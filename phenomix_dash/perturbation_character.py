@@ -17,6 +17,7 @@ from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, PhenomixData, get_data
 from phenomix_dash.figures.dose import dose_curve_figure
 from phenomix_dash.figures.drivers import driver_table, feature_group_figure, group_table
+from phenomix_dash.figures.missing import fmt_value
 from phenomix_dash.figures.significance import significance_columns, significant_only, with_significance
 
 PERT_SIG_ONLY = "perturbation-significant-only"
@@ -25,6 +26,8 @@ PERT_DRIVERS_FIG = "perturbation-drivers-figure"
 PERT_DRIVERS_BTN = "perturbation-drivers-download-button"
 PERT_DRIVERS_DL = "perturbation-drivers-download"
 PERT_PAIR = "perturbation-pair"
+PERT_PAIR_WITH = "perturbation-pair-with"
+PAIR_ROWS = 15
 PERT_DOSE = "perturbation-dose"
 PERT_SEARCH = "perturbation-search"  # the page's perturbation chooser (pages/perturbation.py)
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg", "filename": "perturbation"}}
@@ -66,7 +69,11 @@ def sections() -> list:
         dcc.Loading(html.Div([html.Div(id=PERT_DRIVERS), dcc.Graph(id=PERT_DRIVERS_FIG, config=GRAPH_CONFIG),
                               dbc.Button("Download feature table (CSV)", id=PERT_DRIVERS_BTN, size="sm",
                                          color="secondary", outline=True),
-                              dcc.Download(id=PERT_DRIVERS_DL), html.Div(id=PERT_PAIR)])),
+                              dcc.Download(id=PERT_DRIVERS_DL)])),
+        dbc.Row(dbc.Col([dbc.Label("Compare with a neighbour (shared and differing features)"),
+                         dcc.Dropdown(id=PERT_PAIR_WITH, placeholder="one of its nearest neighbours…", clearable=True)],
+                        md=6), className="mt-2"),
+        dcc.Loading(html.Div(id=PERT_PAIR)),
         html.H5("Dose-response", className="mt-3"),
         dcc.Loading(html.Div(id=PERT_DOSE)),
     ]
@@ -150,5 +157,65 @@ def show_dose(pert: str | None):
             return html.Div(f"{name}: fewer than three doses, no dose-response fit.", className="small text-muted")
         fig = dose_curve_figure(name, mine, row.iloc[0].to_dict())
         return dcc.Graph(figure=fig, config=GRAPH_CONFIG, id="perturbation-dose-figure")
+    except (DataUnavailable, ValueError) as err:
+        return message(str(err), "light")
+
+
+@callback(Output(PERT_PAIR_WITH, "options"), Output(PERT_PAIR_WITH, "value"), Input(PERT_SEARCH, "value"))
+def pair_options(pert: str | None):
+    """The perturbation's ten most similar genes and compounds, to compare it with."""
+    from phenomix_dash.neighbours import entity_label, neighbour_index
+
+    if not isinstance(pert, str) or not pert:
+        return [], None
+    try:
+        index = neighbour_index(get_data())
+        res = index.query(pert, 10)
+    except (DataUnavailable, ValueError):
+        return [], None
+    rows = [int(r) for nb in res.values() for r in nb.top_idx]
+    table = index.table
+    return [{"label": entity_label(table.iloc[r].to_dict()), "value": str(table["pert_id"].iloc[r])} for r in rows], None
+
+
+def pair_view(d: PhenomixData, a: str, b: str) -> html.Div:
+    """The pair's match p/q and its features side by side: shared, opposite or moved by one only."""
+    from precompute.feature_drivers import pair_features
+
+    found_a, found_b = _entity(d, a), _entity(d, b)
+    if found_a is None or found_b is None:
+        return message("unknown perturbation in the pair", "light")
+    parts: list = []
+    if d.has_characterise():
+        p, q = d.pair_significance(found_a[0], np.array([found_b[0]]))
+        call = "not tested (they share wells)" if not np.isfinite(q[0]) else (
+            "significant match (q < 0.05)" if q[0] < 0.05 else "not significant")
+        parts.append(html.Div(f"Match: p = {fmt_value(p[0], '.2g')}, q = {fmt_value(q[0], '.2g')} — {call}",
+                              className="small pair-significance"))
+    ra, rb = _driver_rows(d, a), _driver_rows(d, b)
+    if ra is None or rb is None:
+        return html.Div(parts + [message("No named features for this pair.", "light")])
+    features = ra[0]
+    table = pair_features(ra[1], ra[2], rb[1], rb[2], features["feature"].astype(str).tolist())
+    counts = table["status"].value_counts()
+    parts.append(dcc.Graph(figure=feature_group_figure({a: group_table(features, ra[1], ra[2]),
+                                                        b: group_table(features, rb[1], rb[2])},
+                                                       title=f"{a} vs {b}: feature groups"),
+                           config=GRAPH_CONFIG, id="perturbation-pair-figure"))
+    parts.append(html.Div(", ".join(f"{int(counts.get(k, 0))} {k}" for k in ("shared", "opposite", "first only", "second only"))
+                          + f" (features moved at q < 0.05 by either; first = {a}, second = {b})", className="small"))
+    if len(table):
+        show = table.head(PAIR_ROWS).assign(**{c: table.head(PAIR_ROWS)[c].map(lambda v: fmt_value(v, ".2g"))
+                                               for c in ("effect_a", "q_a", "effect_b", "q_b")})
+        parts.append(dbc.Table.from_dataframe(show, size="sm", striped=True, className="pair-features mt-1"))
+    return html.Div(parts)
+
+
+@callback(Output(PERT_PAIR, "children"), Input(PERT_PAIR_WITH, "value"), State(PERT_SEARCH, "value"))
+def show_pair(other: str | None, pert: str | None):
+    if not isinstance(other, str) or not isinstance(pert, str) or not other or not pert:
+        return None
+    try:
+        return pair_view(get_data(), pert, other)
     except (DataUnavailable, ValueError) as err:
         return message(str(err), "light")

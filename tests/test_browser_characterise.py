@@ -64,4 +64,20 @@ def test_perturbation_shows_q_groups_dose_and_filters_to_significant(dash_duo, a
     else:
         wait_until(lambda: "none at q < 0.05" in dash_duo.find_element("#perturbation-neighbour-tables").text,
                    "the empty filtered list says why", 30)
+
+    # A pair: compare with its first neighbour; the pair's match q and its shared/differing features.
+    chooser = dash_duo.find_element("#perturbation-pair-with")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", chooser)
+
+    def open_options() -> bool:
+        if not dash_duo.find_elements(".dash-dropdown-content .dash-dropdown-option"):
+            chooser.click()
+        return len(dash_duo.find_elements(".dash-dropdown-content .dash-dropdown-option")) > 0
+
+    wait_until(open_options, "the pair chooser's options", 20)
+    dash_duo.find_element(".dash-dropdown-content .dash-dropdown-option").click()
+    wait_until(lambda: "q = " in dash_duo.find_element("#perturbation-pair .pair-significance").text, "the pair's q", 30)
+    dash_duo.wait_for_element("#perturbation-pair-figure .barlayer .point", timeout=30)
+    assert "features moved at q < 0.05 by either" in dash_duo.find_element("#perturbation-pair").text
+
     assert dash_duo.get_logs() == [], "browser console errors on the perturbation page"

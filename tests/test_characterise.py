@@ -90,3 +90,16 @@ def test_dose_response_fits_every_compound_with_three_doses(store, tiny_screen):
     assert set(points["perturbation"]) == want and len(points) == int(cpd["perturbation"].isin(want).sum())
     assert np.isfinite(points["response"]).all()
     assert set(d.dose_controls()["plate"]) == set(w.loc[w["perturbation_type"] == "negative_control", "plate"])
+
+
+def test_pair_view_says_the_pairs_q_and_sorts_features_into_shared_and_differing(store):
+    from phenomix_dash.data import PhenomixData
+    from phenomix_dash.perturbation_character import pair_view
+
+    d = PhenomixData(store)
+    nb, sig = d.neighbours(), d.neighbour_significance()
+    ids = d.perturbations()["pert_id"].astype(str)
+    row = int(np.flatnonzero(np.isfinite(sig["top_q"][:, 0]))[0])
+    text = str(pair_view(d, ids.iloc[row], ids.iloc[int(nb["top_idx"][row, 0])]))
+    assert f"q = {sig['top_q'][row, 0]:.2g}" in text, "the pair's q is the stored one"
+    assert "features moved at q < 0.05 by either" in text

@@ -297,10 +297,10 @@ def neighbour_tabs(lists: dict[str, pd.DataFrame]) -> dbc.Tabs:
     Output(PERT_PLATE, "value"),
     Input(PERT_SEARCH, "value"),
     Input(PERT_K, "value"),
-    Input(PERT_SIG_ONLY, "value"),
     State(PERT_PLATE, "value"),
+    Input(PERT_SIG_ONLY, "value"),
 )
-def show_perturbation(pert: str | None, k: int | None, sig_only: list | None, plate: str | None):
+def show_perturbation(pert: str | None, k: int | None, plate: str | None, sig_only: list | None = None):
     blank = {"layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}, "height": 80}}
     if not isinstance(pert, str) or not pert:
         return message("Search for a gene or compound above.", "light"), blank, None, [], None
