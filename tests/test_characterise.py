@@ -103,3 +103,18 @@ def test_pair_view_says_the_pairs_q_and_sorts_features_into_shared_and_differing
     text = str(pair_view(d, ids.iloc[row], ids.iloc[int(nb["top_idx"][row, 0])]))
     assert f"q = {sig['top_q'][row, 0]:.2g}" in text, "the pair's q is the stored one"
     assert "features moved at q < 0.05 by either" in text
+
+
+def test_large_families_keep_a_seeded_sample_and_say_so(store):
+    """Above the cap the family's p-values are a sample (its q an estimate), labelled with both counts."""
+    from phenomix_dash.data import PhenomixData
+    from precompute.characterise import sampled_family
+
+    d = PhenomixData(store)
+    null, full, unit, means = d._significance_parts(d.primary_embedder)
+    fam, info = sampled_family(unit, means, d.perturbations(), null, max_pairs=500, seed=0)
+    assert info == {"family_pairs": full.size, "p_values_kept": 500, "sampled": True, "note": info["note"]}
+    assert fam.size == 500 and np.all(np.diff(fam.sorted_p) >= 0)
+    assert set(np.round(fam.sorted_p, 12)) <= set(np.round(full.sorted_p, 12)), "a sample of the family's own p"
+    exact, exact_info = sampled_family(unit, means, d.perturbations(), null, max_pairs=full.size)
+    assert not exact_info["sampled"] and np.array_equal(exact.sorted_p, full.sorted_p)
