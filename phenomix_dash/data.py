@@ -225,6 +225,11 @@ class PhenomixData:
     def has_characterise(self, embedder: str | None = None) -> bool:
         return self.has_stage("characterise", embedder or self.primary_embedder)
 
+    def has_significance(self, embedder: str | None = None) -> bool:
+        """Match significance was computed (large screens skip it; the manifest says why)."""
+        e = embedder or self.primary_embedder
+        return self.has_characterise(e) and self.stage("characterise", e).has("null_mean")
+
     def neighbour_significance(self, embedder: str | None = None) -> dict[str, np.ndarray]:
         """p and q (float64, aligned with neighbours()) of each stored neighbour pair; NaN: not tested."""
         st = self.stage("characterise", embedder or self.primary_embedder)

@@ -41,7 +41,7 @@ def significance_switch() -> dbc.Checklist:
 def add_significance(d: PhenomixData, query_row: int, frame: pd.DataFrame, row_of: dict[str, int]) -> pd.DataFrame:
     """The neighbour frame with p, q and the call mark; missing (not computed) when the run has no
     characterise stage for the embedder."""
-    if not d.has_characterise():
+    if not d.has_significance():
         return with_significance(frame, None, None)
     targets = np.array([row_of[p] for p in frame["pert_id"]], dtype=np.int64)
     p, q = d.pair_significance(query_row, targets)
@@ -186,7 +186,7 @@ def pair_view(d: PhenomixData, a: str, b: str) -> html.Div:
     if found_a is None or found_b is None:
         return message("unknown perturbation in the pair", "light")
     parts: list = []
-    if d.has_characterise():
+    if d.has_significance():
         p, q = d.pair_significance(found_a[0], np.array([found_b[0]]))
         call = "not tested (they share wells)" if not np.isfinite(q[0]) else (
             "significant match (q < 0.05)" if q[0] < 0.05 else "not significant")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from precompute.artifacts import ArtifactStore
@@ -118,3 +119,19 @@ def test_large_families_keep_a_seeded_sample_and_say_so(store):
     assert set(np.round(fam.sorted_p, 12)) <= set(np.round(full.sorted_p, 12)), "a sample of the family's own p"
     exact, exact_info = sampled_family(unit, means, d.perturbations(), null, max_pairs=full.size)
     assert not exact_info["sampled"] and np.array_equal(exact.sorted_p, full.sorted_p)
+
+
+def test_screens_above_the_entity_cap_say_significance_was_not_computed(tiny_screen, tmp_path, monkeypatch):
+    from phenomix_dash.data import PhenomixData
+    from phenomix_dash.perturbation_character import add_significance
+    from precompute import characterise
+
+    monkeypatch.setattr(characterise, "SIGNIFICANCE_MAX_ENTITIES", 10)
+    run_pipeline(tiny_screen, tmp_path / "store", RunConfig(embedders=("pixelstats",), primary_embedder="pixelstats"),
+                 progress=False)
+    d = PhenomixData(tmp_path / "store")
+    assert d.has_characterise() and not d.has_significance()
+    assert "not computed" in d.stage_info("characterise", "pixelstats")["significance"]
+    assert len(d.dose_response()) and d.feature_drivers()[1].shape[0] == len(d.perturbations())
+    frame = add_significance(d, 0, pd.DataFrame({"pert_id": d.perturbations()["pert_id"][1:4]}), {})
+    assert frame["match"].eq("not computed").all() and frame["q"].isna().all()
