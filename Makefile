@@ -55,6 +55,7 @@ bench: precompute test-install
 	$(BENCH_PY) benchmarks/bench_align_scale.py --sizes 20000,200000,1000000 --repeats 3
 	$(BENCH_PY) benchmarks/bench_activity.py --plates 1,10,40 --repeats 3
 	$(BENCH_PY) benchmarks/bench_recall.py --genes 17000 --repeats 3
+	$(BENCH_PY) benchmarks/bench_recall.py --genes 17000 --repeats 1 --dtypes float64 --nn-n 1000 --out benchmarks/results/recall_float64.json
 	$(BENCH_PY) benchmarks/bench_neighbours.py --n 100000
 	$(BENCH_PY) benchmarks/bench_mae_throughput.py --device cpu
 	$(BENCH_PY) benchmarks/bench_mae_throughput.py --device cpu --with-loader
