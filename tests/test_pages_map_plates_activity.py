@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from dash import Patch, no_update
+from page_helpers import page
 
 from phenomix_dash.selection import (
     SelectionError,
@@ -21,20 +21,6 @@ from phenomix_dash.selection import (
     selected_wells,
 )
 from precompute.aggregate import pert_id_for
-
-
-@pytest.fixture(scope="module")
-def app_data(tiny_store):
-    from phenomix_dash import create_app
-    from phenomix_dash.data import get_data
-    from phenomix_dash.settings import Settings
-
-    create_app(Settings(store=tiny_store))
-    return get_data()
-
-
-def page(name: str):
-    return sys.modules[f"phenomix_dash.pages.{name}"]
 
 
 def _text(component) -> str:

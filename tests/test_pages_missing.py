@@ -5,27 +5,12 @@ clicks on them still open their panel, and a colour change moves points between 
 from __future__ import annotations
 
 import base64
-import sys
 
 import numpy as np
-import pytest
+from page_helpers import page
 
 from phenomix_dash.figures.palette import NO_VALUE
 from phenomix_dash.selection import colour_table
-
-
-@pytest.fixture(scope="module")
-def app_data(tiny_store):
-    from phenomix_dash import create_app
-    from phenomix_dash.data import get_data
-    from phenomix_dash.settings import Settings
-
-    create_app(Settings(store=tiny_store))
-    return get_data()
-
-
-def page(name: str):
-    return sys.modules[f"phenomix_dash.pages.{name}"]
 
 
 def _unscored(d) -> np.ndarray:
