@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -270,7 +271,11 @@ def live_server(tiny_store):
         yield port
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:  # gunicorn gives busy workers graceful_timeout (30 s) before it kills them itself
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def _raw_get(port: int, path: str) -> tuple[int, str, dict]:
