@@ -2,8 +2,8 @@
 neighbour lists, the feature groups behind the phenotype (with a CSV download), the dose curve.
 
 Kept apart from pages/perturbation.py (file size); the page imports the layout pieces and the
-helpers, and the callbacks here register once on import. Everything is read through
-phenomix_dash.data; nothing is recomputed except a pair's p/q from the stored null.
+helpers and calls ``register_callbacks``. Everything is read through phenomix_dash.data; nothing
+is recomputed except a pair's p/q from the stored null.
 """
 
 from __future__ import annotations
@@ -97,8 +97,6 @@ def _driver_rows(d: PhenomixData, pert: str) -> tuple[pd.DataFrame, np.ndarray, 
     return features, np.asarray(effect[rows[0]]), np.asarray(q[rows[0]]), e
 
 
-@callback(Output(PERT_DRIVERS, "children"), Output(PERT_DRIVERS_FIG, "figure"), Output(PERT_DRIVERS_FIG, "style"),
-          Input(PERT_SEARCH, "value"))
 def show_drivers(pert: str | None):
     hidden = {"display": "none"}
     if not isinstance(pert, str) or not pert:
@@ -120,8 +118,6 @@ def show_drivers(pert: str | None):
         return message(str(err), "light"), {}, hidden
 
 
-@callback(Output(PERT_DRIVERS_DL, "data"), Input(PERT_DRIVERS_BTN, "n_clicks"), State(PERT_SEARCH, "value"),
-          prevent_initial_call=True)
 def download_drivers(n: int | None, pert: str | None):
     if not n or not isinstance(pert, str):
         return no_update
@@ -136,7 +132,6 @@ def download_drivers(n: int | None, pert: str | None):
     return dcc.send_data_frame(driver_table(features, effect, q).to_csv, f"feature_drivers_{safe}.csv", index=False)
 
 
-@callback(Output(PERT_DOSE, "children"), Input(PERT_SEARCH, "value"))
 def show_dose(pert: str | None):
     if not isinstance(pert, str) or not pert:
         return None
@@ -161,7 +156,6 @@ def show_dose(pert: str | None):
         return message(str(err), "light")
 
 
-@callback(Output(PERT_PAIR_WITH, "options"), Output(PERT_PAIR_WITH, "value"), Input(PERT_SEARCH, "value"))
 def pair_options(pert: str | None):
     """The perturbation's ten most similar genes and compounds, to compare it with."""
     from phenomix_dash.neighbours import entity_label, neighbour_index
@@ -211,7 +205,6 @@ def pair_view(d: PhenomixData, a: str, b: str) -> html.Div:
     return html.Div(parts)
 
 
-@callback(Output(PERT_PAIR, "children"), Input(PERT_PAIR_WITH, "value"), State(PERT_SEARCH, "value"))
 def show_pair(other: str | None, pert: str | None):
     if not isinstance(other, str) or not isinstance(pert, str) or not other or not pert:
         return None
@@ -219,3 +212,16 @@ def show_pair(other: str | None, pert: str | None):
         return pair_view(get_data(), pert, other)
     except (DataUnavailable, ValueError) as err:
         return message(str(err), "light")
+
+
+def register_callbacks() -> None:
+    """Register this section's callbacks. Called from the page module, which Dash executes anew for
+    every app it builds (use_pages): a decorator here would run once per process, on first import,
+    so a second app in the same process (tests, several screens) would have none of them."""
+    callback(Output(PERT_DRIVERS, "children"), Output(PERT_DRIVERS_FIG, "figure"), Output(PERT_DRIVERS_FIG, "style"),
+             Input(PERT_SEARCH, "value"))(show_drivers)
+    callback(Output(PERT_DRIVERS_DL, "data"), Input(PERT_DRIVERS_BTN, "n_clicks"), State(PERT_SEARCH, "value"),
+             prevent_initial_call=True)(download_drivers)
+    callback(Output(PERT_DOSE, "children"), Input(PERT_SEARCH, "value"))(show_dose)
+    callback(Output(PERT_PAIR_WITH, "options"), Output(PERT_PAIR_WITH, "value"), Input(PERT_SEARCH, "value"))(pair_options)
+    callback(Output(PERT_PAIR, "children"), Input(PERT_PAIR_WITH, "value"), State(PERT_SEARCH, "value"))(show_pair)

@@ -36,12 +36,14 @@ from phenomix_dash.perturbation_character import (
     add_significance,
     filter_lists,
     insert_significance_columns,
+    register_callbacks,
     sections,
     significance_switch,
 )
 from phenomix_dash.reconstruction import channel_ranges, composite_fixed
 
 dash.register_page(__name__, path="/perturbation", name="Perturbation", title="Phenomix · perturbation", order=5)
+register_callbacks()  # the characterise sections' callbacks, once per app (this module runs once per app)
 
 PERT_URL = "perturbation-url"
 PERT_SEARCH = "perturbation-search"
