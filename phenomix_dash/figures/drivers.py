@@ -36,7 +36,7 @@ def group_table(features: pd.DataFrame, effect: np.ndarray, q: np.ndarray, alpha
     sig = np.asarray(q, dtype=np.float64) < alpha
     rows = []
     for by in GROUPINGS:
-        labels = features[by].fillna("").astype(str).to_numpy()
+        labels = features[by].fillna("").astype(str).to_numpy()  # "" = the name does not say: no group, skipped
         for g in pd.unique(labels):
             if not g:
                 continue
@@ -53,6 +53,7 @@ def driver_table(features: pd.DataFrame, effect: np.ndarray, q: np.ndarray) -> p
     out = features.loc[:, list(FEATURE_COLUMNS)].copy()
     out["effect_size"] = np.asarray(effect, dtype=np.float64)
     out["q_value"] = np.asarray(q, dtype=np.float64)
+    # Ordering only: an unmeasured effect sorts last; the table still shows it as missing (NaN).
     order = np.argsort(-np.nan_to_num(np.abs(out["effect_size"].to_numpy()), nan=-1.0), kind="stable")
     return out.iloc[order].reset_index(drop=True)
 
