@@ -1,0 +1,63 @@
+"""Settings and paths in one place, read by the precompute CLI, the `phenomix` command and the app.
+
+Everything comes from the environment (or the CLI's flags, which win): where generated screens and
+stores live (``PHENOMIX_HOME``), which store and run the dashboard serves, and how. Nothing here
+imports another part of the project, so every layer may import it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# Screens the project generates itself (`phenomix generate`): a name, not a path, on the CLI.
+BUILTIN_SCREENS: tuple[str, ...] = ("demo", "real", "tiny")
+DEFAULT_RUN = "default"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+
+
+def phenomix_home(environ: Mapping[str, str] | None = None) -> Path:
+    """Where generated screens (``screens/``) and artifact stores (``store/``) live: PHENOMIX_HOME,
+    else ``./var``."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("PHENOMIX_HOME", Path.cwd() / "var"))
+
+
+def resolve_screen(name_or_path: str | Path) -> Path:
+    """A built-in screen's name -> its folder under PHENOMIX_HOME; anything else is a path."""
+    if str(name_or_path) in BUILTIN_SCREENS:
+        return phenomix_home() / "screens" / str(name_or_path)
+    return Path(name_or_path)
+
+
+def default_store(screen: str | Path = "demo") -> Path:
+    """The artifact store a screen's run writes to by default: ``PHENOMIX_HOME/store/<name>``, where
+    <name> is the built-in screen's name or the screen folder's name."""
+    name = str(screen) if str(screen) in BUILTIN_SCREENS else Path(screen).resolve().name
+    return phenomix_home() / "store" / name
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the dashboard is served: which store and run, where it listens."""
+
+    store: Path
+    run: str = DEFAULT_RUN
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        screen = env.get("PHENOMIX_SCREEN", "demo")
+        return cls(
+            store=Path(env.get("PHENOMIX_STORE", default_store(screen))),
+            run=env.get("PHENOMIX_RUN", DEFAULT_RUN),
+            host=env.get("PHENOMIX_HOST", DEFAULT_HOST),
+            port=int(env.get("PHENOMIX_PORT", str(DEFAULT_PORT))),
+            debug=env.get("PHENOMIX_DEBUG", "") == "1",
+        )
