@@ -46,6 +46,7 @@ test: test-install
 
 lint: test-install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Scripts, not tests: each prints a table and writes JSON (with its run record) to benchmarks/results/;
 # the arguments are the ones the README's tables state. `make readme` renders those tables from the results.
