@@ -254,14 +254,6 @@ class ArtifactStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def remove_stage(self, stage: str, key: str) -> None:
-        d = self.stage_dir(stage, key)
-        if d.exists():
-            # Rename first so a reader never sees a half-deleted directory with its manifest.
-            trash = self.root / f".trash-{stage}-{key}-{os.getpid()}"
-            os.replace(d, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-
     def clean_temporaries(self) -> int:
         """Remove leftovers of crashed writers (temporary stage folders); returns how many."""
         n = 0
