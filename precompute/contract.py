@@ -56,6 +56,13 @@ class ContractError(ValueError):
     """Input that breaks the screen data contract; the message names file, row and value."""
 
 
+class ReaderError(ContractError):
+    """A source file that cannot be read into the contract; the message names file, line, value.
+
+    Defined here, below both the screen format and the readers, because reading an image file
+    (:mod:`precompute.image_io`) raises it for the screen loader and the readers alike."""
+
+
 def row_letters(row: int) -> str:
     """1-based row index -> plate row letters (1 -> 'A', 27 -> 'AA', as on 1536-well plates)."""
     if row < 1:

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from precompute.contract import ContractError
-from precompute.screen import Screen, read_image
+from precompute.image_io import read_image
+from precompute.screen import Screen
 
 log = logging.getLogger("precompute")
 

@@ -18,6 +18,9 @@ convention, so wells can point at any single-channel file (16-bit TIFFs from JUM
 wells need images, and rows with an empty ``well_id`` are *example fields* that belong to no well
 of the screen (shown as examples, never embedded). ``path`` is relative to the screen folder or
 absolute; ``channel`` is a channel name.
+
+Beside this module: the wells table and its RxRx3 columns in :mod:`precompute.wells_table`, the
+image index in :mod:`precompute.image_index`, image files in :mod:`precompute.image_io`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from precompute.contract import (
     ContractError,
@@ -42,16 +44,13 @@ from precompute.contract import (
     validate_relationships,
     validate_wells,
 )
+from precompute.image_index import DESCRIPTOR, IMAGE_INDEX, IMAGE_INDEX_COLUMNS, read_image_index, stage_image_files
+from precompute.image_io import EncodedImages, read_image, write_well_pngs
+from precompute.wells_table import contract_to_rxrx, read_wells_table
 
-DESCRIPTOR = "screen.json"
 METADATA = "metadata.csv"
-IMAGE_INDEX = "image_index.csv"
-IMAGE_INDEX_COLUMNS: tuple[str, ...] = ("field_id", "well_id", "site", "channel", "path")
 FORMAT_NAME = "phenomix-screen"
 FORMAT_VERSION = 1
-
-# RxRx3 column -> contract column.
-_RXRX_TO_CONTRACT = {"experiment_name": "batch", "address": "well", "treatment": "compound", "concentration": "concentration_um"}
 
 
 @dataclass
@@ -206,105 +205,6 @@ class Screen:
         return df
 
 
-def read_image(path: Path, shape: tuple[int, int] | None, bit_depth: int | None) -> np.ndarray:
-    """Read one single-channel image and check it is what the descriptor promises.
-
-    PNG and other Pillow formats; ``.tif``/``.tiff`` through tifffile (with imagecodecs for LZW),
-    which keeps 16-bit data exact. ``shape``/``bit_depth`` None skip those checks (example fields).
-    """
-    if not path.exists():
-        raise ContractError(f"{path}: image missing")
-    if path.stat().st_size == 0:
-        raise ContractError(f"{path}: zero-byte image")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        from precompute.readers.jump_images import read_tiff  # checks truncation tifffile lets through
-
-        arr = read_tiff(path)
-    else:
-        try:
-            with Image.open(path) as im:
-                im.load()
-                arr = np.asarray(im)
-        except Exception as err:  # PIL raises many types for corrupt or truncated files
-            raise ContractError(f"{path}: cannot decode image ({err})") from None
-    if arr.ndim != 2:
-        raise ContractError(f"{path}: expected a single-channel image, got shape {arr.shape}")
-    if shape is None or bit_depth is None:
-        if arr.dtype not in (np.uint8, np.uint16):
-            raise ContractError(f"{path}: image is {arr.dtype}; only 8- and 16-bit images are supported")
-        return arr
-    if arr.shape != tuple(shape):
-        raise ContractError(f"{path}: image is {arr.shape[0]}x{arr.shape[1]}, screen says {shape[0]}x{shape[1]}")
-    want = np.uint16 if bit_depth == 16 else np.uint8
-    if arr.dtype != want:
-        if bit_depth == 16 and arr.dtype in (np.int32, np.uint32) and arr.max(initial=0) <= 65535:
-            return arr.astype(np.uint16)  # Pillow opens some 16-bit PNGs as 32-bit ints
-        raise ContractError(f"{path}: image is {arr.dtype}, screen says {bit_depth}-bit")
-    return arr
-
-
-@dataclass(frozen=True)
-class EncodedImages:
-    """One well's images already encoded as PNG, ``png[site][channel]``: lets renderer processes
-    compress in parallel instead of the writing process encoding every file itself."""
-
-    shape: tuple[int, int, int, int]
-    bit_depth: int
-    png: tuple[tuple[bytes, ...], ...]
-
-
-def encode_pngs(arr: np.ndarray) -> EncodedImages:
-    """(sites, channels, H, W) uint8/uint16 -> EncodedImages (compress level 1: caches, not archives)."""
-    import io
-
-    out = []
-    for s in range(arr.shape[0]):
-        row = []
-        for c in range(arr.shape[1]):
-            buf = io.BytesIO()
-            Image.fromarray(arr[s, c]).save(buf, format="PNG", compress_level=1)
-            row.append(buf.getvalue())
-        out.append(tuple(row))
-    return EncodedImages(tuple(arr.shape), 16 if arr.dtype == np.uint16 else 8, tuple(out))
-
-
-def rxrx_to_contract(meta: pd.DataFrame) -> pd.DataFrame:
-    """Map RxRx3 metadata columns onto the contract; keep the originals as extras."""
-    out = meta.copy()
-    for src, dst in _RXRX_TO_CONTRACT.items():
-        if src in out.columns and dst not in out.columns:
-            out[dst] = out[src]
-    if "plate" in out.columns and "plate_number" not in out.columns:
-        out["plate_number"] = out["plate"]
-        out["plate"] = out["experiment_name"].astype(str) + "_P" + out["plate"].astype(str)
-    return out
-
-
-def contract_to_rxrx(wells: pd.DataFrame) -> pd.DataFrame:
-    """The metadata.csv written beside the images: RxRx3 columns first, contract extras after."""
-    plate_numbers = wells.groupby("batch")["plate"].transform(lambda s: pd.factorize(s, sort=True)[0] + 1)
-    rx = pd.DataFrame(
-        {
-            "well_id": wells["well_id"],
-            "experiment_name": wells["batch"],
-            "plate": plate_numbers.astype(int),
-            "address": wells["well"],
-            "gene": wells["gene"],
-            "treatment": wells["compound"],
-            "SMILES": wells.get("smiles", pd.Series([None] * len(wells))),
-            "concentration": wells["concentration_um"],
-            "perturbation_type": wells["perturbation_type"],
-            "cell_type": wells.get("cell_type", pd.Series(["synthetic"] * len(wells))),
-        }
-    )
-    taken = set(rx.columns) | {"batch", "plate", "well", "compound", "concentration_um", "row", "col", "plate_number"}
-    for c in wells.columns:
-        if c not in taken:
-            rx[c] = wells[c].to_numpy()
-    rx["plate_name"] = wells["plate"].to_numpy()
-    return rx
-
-
 def load_screen(root: str | os.PathLike) -> Screen:
     """Open a screen folder, validating its descriptor and wells table."""
     root = Path(root)
@@ -327,8 +227,6 @@ def load_screen(root: str | os.PathLike) -> Screen:
     size = desc.get("image_size")
     index = None
     if desc.get("image_index"):
-        from precompute.readers.image_index import read_image_index
-
         index = read_image_index(root / desc["image_index"], wells, channels, int(desc.get("sites", 1)))
     return Screen(
         root=root,
@@ -369,43 +267,6 @@ def check_descriptor(desc: dict, desc_path: Path) -> None:
     meta = desc.get("metadata", METADATA)
     if not isinstance(meta, str) or Path(meta).suffix.lower() not in (".csv", ".parquet"):
         raise bad("metadata", "a .csv or .parquet wells table")
-
-
-def _utf8_error_line(path: Path) -> str | None:
-    """'line N is not UTF-8 ...' for a text file that does not decode, else None."""
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        if b"\x00" in data[:4096]:
-            return "is not a CSV text file (binary content)"
-        return f"line {line} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); save the file as UTF-8"
-    return None
-
-
-def read_wells_table(path: Path, *, plate_format: int | None = None) -> pd.DataFrame:
-    """Read a wells table (CSV or Parquet; RxRx3 or contract columns) and validate it."""
-    if not path.exists():
-        raise ContractError(f"{path}: wells table missing")
-    if path.suffix.lower() not in (".csv", ".parquet"):
-        raise ContractError(f"{path}: a wells table must be a .csv or .parquet file")
-    if path.suffix.lower() == ".csv":
-        problem = _utf8_error_line(path)
-        if problem:
-            raise ContractError(f"{path}: {problem}")
-    try:
-        if path.suffix.lower() == ".parquet":
-            meta = pd.read_parquet(path)
-        else:
-            meta = pd.read_csv(path, low_memory=False)
-    except UnicodeDecodeError as err:
-        raise ContractError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except Exception as err:
-        raise ContractError(f"{path}: cannot be read as {'Parquet' if path.suffix.lower() == '.parquet' else 'CSV'} ({err})") from None
-    if "experiment_name" in meta.columns and "address" in meta.columns:
-        meta = rxrx_to_contract(meta)
-    return validate_wells(meta, source=str(path), plate_format=plate_format)
 
 
 def write_rxrx_screen(
@@ -450,8 +311,6 @@ def write_rxrx_screen(
         if image_files is not None:
             if images is not None:
                 raise ContractError(f"{name}: give either images or image_files, not both")
-            from precompute.readers.image_index import stage_image_files
-
             shape, depth = stage_image_files(tmp, image_files, wells, channels, n_sites, copy=not link_image_files)
             index_rel = IMAGE_INDEX
         if images is not None:
@@ -476,7 +335,7 @@ def write_rxrx_screen(
                     if folder not in made:
                         folder.mkdir(parents=True, exist_ok=True)
                         made.add(folder)
-                    futures.append(pool.submit(_write_well_pngs, folder, str(r["address"]), arr))
+                    futures.append(pool.submit(write_well_pngs, folder, str(r["address"]), arr))
                     if len(futures) > 64:
                         futures.pop(0).result()
                 for f in futures:
@@ -520,15 +379,3 @@ def write_rxrx_screen(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return root
-
-
-def _write_well_pngs(folder: Path, address: str, arr: np.ndarray | EncodedImages) -> None:
-    if isinstance(arr, EncodedImages):
-        for s, row in enumerate(arr.png):
-            for c, data in enumerate(row):
-                (folder / f"{address}_s{s + 1}_w{c + 1}.png").write_bytes(data)
-        return
-    for s in range(arr.shape[0]):
-        for c in range(arr.shape[1]):
-            # compress_level 1: these are regenerated caches; speed matters more than bytes.
-            Image.fromarray(arr[s, c]).save(folder / f"{address}_s{s + 1}_w{c + 1}.png", compress_level=1)

@@ -8,6 +8,7 @@ import pytest
 import tifffile
 
 from precompute.contract import ContractError
+from precompute.image_io import read_tiff
 from precompute.readers.common import ReaderError
 from precompute.readers.jump_images import (
     CHANNEL_MAPS,
@@ -16,7 +17,6 @@ from precompute.readers.jump_images import (
     parse_phenix_name,
     read_field,
     read_load_data,
-    read_tiff,
     rescale_16bit,
     scan_phenix_folder,
 )

@@ -33,7 +33,6 @@ _EXPORTS = {
     "read_embedding_table": "rxrx",
     "rxrx_embedding_screen": "rxrx",
     "rxrx_image_screen": "rxrx",
-    "read_tiff": "jump_images",
     "read_load_data": "jump_images",
     "scan_phenix_folder": "jump_images",
     "rescale_16bit": "jump_images",

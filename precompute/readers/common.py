@@ -14,16 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from precompute.contract import ContractError
+from precompute.contract import ReaderError
 
 log = logging.getLogger("precompute.readers")
 
 _PARQUET = (".parquet", ".pq")
 _TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".gz")
-
-
-class ReaderError(ContractError):
-    """A source file that cannot be read into the contract; the message names file, line, value."""
 
 
 def shared_data_dir() -> Path:

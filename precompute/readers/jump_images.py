@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from precompute.image_io import read_tiff
 from precompute.readers.common import ReaderError, read_table, shared_data_dir
 
 PHENIX_RE = re.compile(r"^r(\d{2})c(\d{2})f(\d{2})p(\d{2})-ch(\d{1,2})sk\d+fk\d+fl\d+\.tiff?$", re.IGNORECASE)
@@ -59,43 +60,6 @@ def parse_phenix_name(name: str) -> PhenixName:
         raise ReaderError(f"{name}: row/column numbers start at 1 in Phenix names")
     return PhenixName(row, col, fld, plane, ch)
 
-
-def read_tiff(path: str | os.PathLike) -> np.ndarray:
-    """One single-channel TIFF as a 2-D uint8/uint16 array, with errors naming the file.
-
-    Checks that the file is a TIFF, holds exactly one page and that its strips lie inside the file
-    (tifffile quietly returns an empty or zero-filled array for some truncated files).
-    """
-    import tifffile
-
-    path = Path(path)
-    if not path.is_file():
-        raise ReaderError(f"{path}: image missing")
-    size = path.stat().st_size
-    if size == 0:
-        raise ReaderError(f"{path}: zero-byte image")
-    try:
-        with tifffile.TiffFile(path) as tf:
-            pages = len(tf.pages)
-            if pages == 0:
-                raise ReaderError(f"{path}: no image in the TIFF (truncated file: its directory is missing)")
-            page = tf.pages[0]
-            end = max((o + c for o, c in zip(page.dataoffsets, page.databytecounts)), default=0)
-            if end > size:
-                raise ReaderError(f"{path}: truncated TIFF (image data ends at byte {end}, file has {size} bytes)")
-            if pages > 1:
-                raise ReaderError(f"{path}: {pages} pages; expected one single-channel image per file")
-            arr = page.asarray()
-    except ReaderError:
-        raise
-    except Exception as err:  # tifffile/imagecodecs raise many types for corrupt data
-        raise ReaderError(f"{path}: cannot decode TIFF ({type(err).__name__}: {err})") from None
-    arr = np.squeeze(arr)
-    if arr.ndim != 2:
-        raise ReaderError(f"{path}: expected a single-channel image, got shape {arr.shape}")
-    if arr.dtype not in (np.uint8, np.uint16):
-        raise ReaderError(f"{path}: image is {arr.dtype}; expected 8- or 16-bit unsigned integers")
-    return arr
 
 
 def _stain_columns(df: pd.DataFrame) -> dict[str, tuple[str, str | None]]:

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from precompute.screen import EncodedImages, encode_pngs, write_rxrx_screen
+from precompute.image_io import EncodedImages, encode_pngs
+from precompute.screen import write_rxrx_screen
 from precompute.synth import biology as bio_mod
 from precompute.synth.biology import PROGRAM_AXES, Biology, make_biology
 from precompute.synth.config import SynthConfig

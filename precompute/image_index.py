@@ -4,7 +4,8 @@ One row per single-channel image: ``field_id, well_id, site, channel, path``. It
 wells point at arbitrary files (JUMP's 16-bit TIFFs, any naming scheme) instead of the RxRx3 PNG
 convention, lets only some wells have images, and carries *example fields* (rows without a
 well_id) that belong to no well of the screen. ``precompute.screen`` reads it through
-:func:`read_image_index` and writes it through :func:`stage_image_files`.
+:func:`read_image_index` and writes it through :func:`stage_image_files`; this module sits below
+it and reads images through :mod:`precompute.image_io`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from precompute.contract import ContractError
+from precompute.image_io import read_image
 
 IMAGE_INDEX = "image_index.csv"
 IMAGE_INDEX_COLUMNS: tuple[str, ...] = ("field_id", "well_id", "site", "channel", "path")
-DESCRIPTOR = "screen.json"
+DESCRIPTOR = "screen.json"  # the screen's descriptor, which names the index (precompute.screen reads it)
 
 
 def read_image_index(path: Path, wells: pd.DataFrame, channels: tuple[str, ...], n_sites: int) -> pd.DataFrame:
@@ -96,8 +98,6 @@ def stage_image_files(
     Raises ContractError naming the row for a missing source file or an index that
     :func:`read_image_index` rejects; the caller removes ``tmp`` on error.
     """
-    from precompute.screen import read_image
-
     missing = [c for c in IMAGE_INDEX_COLUMNS if c not in files.columns]
     if missing:
         raise ContractError(f"image_files: missing column(s) {missing}; present: {list(files.columns)}")
