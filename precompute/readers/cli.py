@@ -1,5 +1,8 @@
 """CLI glue for ``python -m precompute export`` and ``python -m precompute import`` (wired by __main__).
 
+The import kinds are modules of :mod:`precompute.readers.kinds` (one file each, found there);
+``import`` without a kind lists them.
+
     python -m precompute import profiles plate1.csv.gz plate2.parquet --out var/screens/mine [--mapping m.json]
     python -m precompute import rxrx metadata_rxrx3_core.csv --embeddings OpenPhenom.parquet --out var/screens/rx
     python -m precompute import rxrx metadata.csv --images /data/rxrx3/images --sites 1 --out var/screens/rx
@@ -12,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from phenomix.settings import default_store
 from precompute.readers.common import ReaderError
+from precompute.readers.kinds import ImportKind, registered_kinds
 
 EXPORT_WHAT = ("wells", "perturbations", "neighbours", "similarity")
-IMPORT_KINDS = ("profiles", "rxrx", "h5ad")
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,11 +41,7 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 def run_export(args: argparse.Namespace) -> int:
     from precompute.readers import anndata_io
 
-    store = args.store
-    if store is None:
-        from precompute.__main__ import default_store_for
-
-        store = default_store_for(args.screen)
+    store = args.store or default_store(args.screen)
     if args.what in ("wells", "perturbations"):
         if args.out.suffix != ".h5ad":
             raise ReaderError(f"{args.out}: --what {args.what} writes AnnData; name the file *.h5ad")
@@ -55,20 +56,21 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def add_import_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=IMPORT_KINDS, help="profiles (pycytominer/JUMP/LINCS), rxrx (RxRx3 metadata), h5ad")
-    p.add_argument("inputs", nargs="+", type=Path, help="profile files (several plates allowed), the RxRx metadata CSV, or the .h5ad")
-    p.add_argument("--out", type=Path, required=True, help="screen folder to write (replaced atomically)")
-    p.add_argument("--name", default=None, help="screen name (default: the folder name)")
-    p.add_argument("--mapping", default=None,
-                   help="mapping overrides: a JSON file or JSON text (profiles/h5ad: plate, well, batch, controls, ...; "
-                        "rxrx: type_map, control_map); see docs/real-data.md")
-    p.add_argument("--join", choices=["intersection", "same"], default="intersection",
-                   help="profiles from several files: keep common features, or require identical ones")
-    p.add_argument("--embeddings", type=Path, default=None, help="rxrx: per-well embedding table (well_id + feature_0..)")
-    p.add_argument("--images", type=Path, default=None, help="rxrx: image folder ({experiment}/Plate{n}/{well}_s{s}_w{c}.png)")
-    p.add_argument("--sites", type=int, default=1, help="rxrx images: sites per well")
-    p.add_argument("--on-missing", choices=["error", "drop"], default="error",
-                   help="rxrx embeddings: wells without an embedding stop the import or are left out (reported)")
+    """One sub-command per registered kind, each with the shared arguments and its own."""
+    p.description = "Read a screen from another tool's files (python -m precompute import KIND --help for one kind)."
+    sub = p.add_subparsers(dest="kind", metavar="KIND", title="kinds")
+    for kind in registered_kinds().values():
+        k = sub.add_parser(kind.name, help=kind.help, description=kind.help)
+        k.add_argument("inputs", nargs="+" if kind.several_inputs else 1, type=Path, metavar="INPUT",
+                       help=kind.inputs_help)
+        k.add_argument("--out", type=Path, required=True, help="screen folder to write (replaced atomically)")
+        k.add_argument("--name", default=None, help="screen name (default: the folder name)")
+        k.add_argument("--mapping", default=None,
+                       help="mapping overrides: a JSON file or JSON text (profiles/h5ad: plate, well, batch, "
+                            "controls, ...; rxrx: type_map, control_map); see docs/real-data.md")
+        kind.add_arguments(k)
+        k.set_defaults(import_kind=kind)
+    p.set_defaults(import_help=p.format_help)
 
 
 def _mapping_arg(text: str | None):
@@ -86,33 +88,14 @@ def _mapping_arg(text: str | None):
 
 
 def run_import(args: argparse.Namespace) -> int:
-    mapping = _mapping_arg(args.mapping)
-    name = args.name or args.out.name
-    if args.kind == "profiles":
-        from precompute.readers.profiles import profiles_to_screen
-
-        root, prof = profiles_to_screen(args.inputs, args.out, name=name, mapping=mapping, join=args.join)
-        for r in prof.all_reports():
-            print(r.to_text())
-        print(f"wrote screen {root}: {len(prof.wells)} wells x {len(prof.feature_names)} features "
-              f"(run it with: python -m precompute run --screen {root})")
-        return 0
-    if len(args.inputs) != 1:
-        raise ReaderError(f"import {args.kind}: give exactly one input file, got {len(args.inputs)}")
-    if args.kind == "rxrx":
-        from precompute.readers import rxrx
-
-        if (args.embeddings is None) == (args.images is None):
-            raise ReaderError("import rxrx: give either --embeddings or --images")
-        if args.embeddings is not None:
-            root = rxrx.rxrx_embedding_screen(args.inputs[0], args.embeddings, args.out, name=name,
-                                              mapping=mapping, on_missing=args.on_missing)
-        else:
-            root = rxrx.rxrx_image_screen(args.inputs[0], args.images, args.out, n_sites=args.sites,
-                                          name=name, mapping=mapping)
-    else:
-        from precompute.readers.anndata_io import import_anndata
-
-        root = import_anndata(args.inputs[0], args.out, name=name, mapping=mapping)
+    """Run the chosen kind; without one, print the kinds and return 2."""
+    kind: ImportKind | None = getattr(args, "import_kind", None)
+    if kind is None:
+        print(f"error: name an import kind, one of {', '.join(registered_kinds())}\n", file=sys.stderr)
+        print(args.import_help(), file=sys.stderr)
+        return 2
+    args.mapping = _mapping_arg(args.mapping)
+    args.name = args.name or args.out.name
+    root = kind.run(args)
     print(f"wrote screen {root} (run it with: python -m precompute run --screen {root})")
     return 0
