@@ -48,7 +48,7 @@ def main() -> int:
     p.add_argument("--screen", default="demo")
     a = p.parse_args()
     meta = start_run(repeats=1, warmup=0, note="errors at a fixed mask seed; times nothing")
-    from precompute.__main__ import resolve_screen
+    from phenomix.settings import resolve_screen
     from precompute.embed.checkpoint import load_checkpoint
     from precompute.embed.tiling import tile_sites, to_float01
     from precompute.readers.jump_images import field_to_mae_input, read_field, rescale_16bit, shared_example_fields

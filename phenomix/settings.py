@@ -18,6 +18,28 @@ DEFAULT_RUN = "default"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
 
+_PACKAGE = Path(__file__).resolve().parent
+_CHECKOUT = _PACKAGE.parent
+
+
+def shipped_dir(name: str) -> Path:
+    """A data folder the project ships (``assets``, ``models``): the checkout's top-level folder,
+    or, when the package is installed (no checkout around it), the copy pyproject.toml installs
+    inside this package as package data."""
+    installed = _PACKAGE / name
+    return installed if installed.is_dir() else _CHECKOUT / name
+
+
+# The dashboard's stylesheets and the MAE checkpoint the pipeline embeds with by default.
+ASSETS_DIR = shipped_dir("assets")
+DEFAULT_CHECKPOINT = shipped_dir("models") / "mae_tiny_demo"
+
+
+def checkout_dir() -> Path | None:
+    """The repository checkout this package runs from, or None when it is installed elsewhere
+    (benchmarks/, scripts/ and the Makefile exist only in a checkout)."""
+    return _CHECKOUT if (_CHECKOUT / "benchmarks").is_dir() and (_CHECKOUT / "pyproject.toml").is_file() else None
+
 
 def phenomix_home(environ: Mapping[str, str] | None = None) -> Path:
     """Where generated screens (``screens/``) and artifact stores (``store/``) live: PHENOMIX_HOME,

@@ -1,4 +1,8 @@
-"""Command line: ``python -m precompute {generate,run,demo,train-mae,info}``."""
+"""Command line: ``python -m precompute {generate,run,demo,train-mae,export,import,info}``.
+
+The same sub-commands are part of the ``phenomix`` command (:mod:`phenomix.cli`), which adds them
+through :func:`add_subcommands` and runs them through :func:`run_command`.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+from phenomix.settings import default_store, resolve_screen
 from precompute.artifacts import ArtifactError
 from precompute.contract import ContractError
-
-
-def phenomix_home() -> Path:
-    return Path(os.environ.get("PHENOMIX_HOME", Path.cwd() / "var"))
-
-
-def resolve_screen(name_or_path: str) -> Path:
-    """'demo' -> the built-in screen folder under PHENOMIX_HOME; anything else is a path."""
-    if name_or_path in ("demo", "real", "tiny"):
-        return phenomix_home() / "screens" / name_or_path
-    return Path(name_or_path)
-
-
-def default_store_for(screen: str) -> Path:
-    name = screen if screen in ("demo", "real", "tiny") else Path(screen).resolve().name
-    return phenomix_home() / "store" / name
+from precompute.readers.cli import add_export_arguments, add_import_arguments, run_export, run_import
+from precompute.train_cli import add_train_arguments, train_mae_command
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -93,7 +84,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from precompute.pipeline import RunConfig, run_pipeline
 
     screen = resolve_screen(a.screen)
-    store = a.store or default_store_for(a.screen)
+    store = a.store or default_store(a.screen)
     cfg = RunConfig(device=a.device, tvn_fallback=a.tvn_fallback, tvn_components=a.tvn_components,
                     checkpoint=str(a.checkpoint) if a.checkpoint else None)
     if a.block is not None:
@@ -146,16 +137,10 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return cmd_run(a)
 
 
-def cmd_train_mae(a: argparse.Namespace) -> int:
-    from precompute.train_cli import train_mae_command
-
-    return train_mae_command(a)
-
-
 def cmd_info(a: argparse.Namespace) -> int:
     from precompute.artifacts import ArtifactStore
 
-    store = ArtifactStore(a.store or default_store_for(a.screen), create=False)
+    store = ArtifactStore(a.store or default_store(a.screen), create=False)
     for name in store.run_names():
         run = store.get_run(name)
         print(f"run {name}: screen {run['screen']['name']}, finished {run.get('finished')}")
@@ -166,8 +151,13 @@ def cmd_info(a: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m precompute", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    add_subcommands(p.add_subparsers(dest="command", required=True))
+    return p
 
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    """The pipeline's sub-commands (generate, run, demo, train-mae, export, import, info), each with
+    its arguments and ``func``, added to ``sub``: shared by ``python -m precompute`` and ``phenomix``."""
     g = sub.add_parser("generate", help="generate a synthetic screen (images or embeddings only)")
     try:
         from precompute.synth.cli import add_generate_arguments, run_generate
@@ -187,17 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     t = sub.add_parser("train-mae", help="train the channel-agnostic MAE on a screen's tiles")
-    from precompute.train_cli import add_train_arguments
-
     add_train_arguments(t)
-    t.set_defaults(func=cmd_train_mae)
-
-    from precompute.readers.cli import add_export_arguments, add_import_arguments, run_export, run_import
+    t.set_defaults(func=train_mae_command)
 
     x = sub.add_parser("export", help="export embeddings (.h5ad) or neighbour/similarity tables")
     add_export_arguments(x)
     x.set_defaults(func=run_export)
-    m = sub.add_parser("import", help="profiles / RxRx3 / .h5ad -> a screen folder")
+    m = sub.add_parser("import", help="another tool's files -> a screen folder (kinds: "
+                       "precompute/readers/kinds/; without a kind, lists them)")
     add_import_arguments(m)
     m.set_defaults(func=run_import)
 
@@ -205,17 +192,20 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--screen", default="demo")
     i.add_argument("--store", type=Path, default=None)
     i.set_defaults(func=cmd_info)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit 0 on success; on any failure one line ``error: ...`` on stderr and a non-zero exit.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    return run_command(build_parser().parse_args(argv))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed sub-command. Exit 0 on success; on any failure one line ``error: ...`` on
+    stderr and a non-zero exit.
 
     2: bad input or store (the message names the file, line or value); 1: an unexpected error
     (the line says where; PHENOMIX_DEBUG=1 prints the traceback); 130: interrupted.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (ContractError, ArtifactError, FileNotFoundError, ValueError) as err:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phenomix.settings import DEFAULT_CHECKPOINT  # noqa: F401  (read by stages; shipped with the package)
 from precompute import __version__
 from precompute.artifacts import ArtifactStore, file_sha256
 from precompute.contract import ContractError
@@ -34,7 +35,6 @@ STAGE_VERSIONS: dict[str, str] = {s: "1" for s in STAGES}
 # sample placed from their fitted neighbours; evaluate 2: replicate mAP on a sample of perturbations;
 # align 2: float32 embeddings are multiplied in float32 (TVN, spherize, the PCA-TVN projection).
 STAGE_VERSIONS.update(align="2", relate="2", project="2", evaluate="2")
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "mae_tiny_demo"
 
 
 @dataclass

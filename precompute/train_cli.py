@@ -10,13 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
+from phenomix.settings import resolve_screen
+from precompute.embed.mae_config import CONFIG_FACTORIES
 from precompute.screen import Screen, load_screen
+
+# --model name -> MAE config factory: CONFIG_FACTORIES' keys without the 'mae_' and '_patch16' that
+# every one repeats (tiny, vit_small, vit_base).
+MODELS = {name.removeprefix("mae_").removesuffix("_patch16"): factory for name, factory in CONFIG_FACTORIES.items()}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--screen", default="demo", help="'demo' or a screen folder with images")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
-    p.add_argument("--model", default="tiny", choices=["tiny", "vit_small", "vit_base"])
+    p.add_argument("--model", default="tiny", choices=sorted(MODELS))
     p.add_argument("--img-size", type=int, default=None, help="crop size the model sees (default: 64 tiny, 256 ViT)")
     p.add_argument("--patch-size", type=int, default=None, help="patch size (default: the model's; 16 keeps CPU training fast)")
     p.add_argument("--steps", type=int, default=2000)
@@ -46,20 +52,17 @@ def screen_tiles(screen: Screen, size: int, max_wells: int, seed: int) -> tuple[
 
 
 def train_mae_command(a: argparse.Namespace) -> int:
-    from precompute.__main__ import resolve_screen
     from precompute.embed.checkpoint import save_checkpoint
-    from precompute.embed.mae import mae_tiny, mae_vit_base_patch16, mae_vit_small_patch16
     from precompute.embed.train import train_mae
     from precompute.stages import limit_torch_threads
 
     limit_torch_threads()
-    factories = {"tiny": (mae_tiny, 64), "vit_small": (mae_vit_small_patch16, 256), "vit_base": (mae_vit_base_patch16, 256)}
-    factory, default_size = factories[a.model]
-    size = a.img_size or default_size
     screen = load_screen(resolve_screen(a.screen))
     # The decoder paints one stack per channel, so it is sized to this screen's channels.
-    overrides = {"decoder_channels": len(screen.channels), **({"patch_size": a.patch_size} if a.patch_size else {})}
-    config = factory(img_size=size, **overrides)
+    overrides = {"decoder_channels": len(screen.channels), **({"patch_size": a.patch_size} if a.patch_size else {}),
+                 **({"img_size": a.img_size} if a.img_size else {})}
+    config = MODELS[a.model](**overrides)  # default img_size: the factory's (64 tiny, 256 ViT)
+    size = config.img_size
     t0 = time.time()
     tiles, data_desc = screen_tiles(screen, size, a.max_wells, a.seed)
     print(f"training {a.model} on {len(tiles)} tiles of {size}px from {data_desc['wells']} wells of {screen.name}", flush=True)
