@@ -28,16 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._meta import save_result, start_run  # noqa: E402
 from precompute.embed.lion import Lion  # noqa: E402
-from precompute.embed.mae import (  # noqa: E402
-    CONFIG_FACTORIES,
-    ChannelAgnosticMAE,
-    MAEConfig,
-    autocast_for,
-    config_by_name,
-    count_parameters,
-    resolve_device,
-)
-from precompute.embed.train import MAEEmbedder, train_mae  # noqa: E402
+from precompute.embed.mae import ChannelAgnosticMAE, autocast_for, count_parameters, resolve_device  # noqa: E402
+from precompute.embed.mae_config import CONFIG_FACTORIES, MAEConfig, config_by_name  # noqa: E402
+from precompute.embed.mae_embedder import MAEEmbedder  # noqa: E402
+from precompute.embed.train import train_mae  # noqa: E402
 
 # Dense bf16 tensor-core peaks (no sparsity), TFLOP/s, from the vendors' data sheets.
 PEAK_BF16_TFLOPS = {

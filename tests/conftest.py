@@ -75,7 +75,8 @@ def ckpt_store(tiny_store, tmp_path_factory) -> Path:
 
     from precompute.artifacts import ArtifactStore
     from precompute.embed.checkpoint import save_checkpoint
-    from precompute.embed.mae import ChannelAgnosticMAE, mae_tiny
+    from precompute.embed.mae import ChannelAgnosticMAE
+    from precompute.embed.mae_config import mae_tiny
 
     root = tmp_path_factory.mktemp("ckpt") / "store"
     shutil.copytree(tiny_store, root)

@@ -11,15 +11,10 @@ import torch
 from precompute.embed import embed_well, get_embedder
 from precompute.embed.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from precompute.embed.lion import Lion
-from precompute.embed.mae import (
-    ChannelAgnosticMAE,
-    MAEConfig,
-    MAEConfigError,
-    config_by_name,
-    mae_tiny,
-    resolve_device,
-)
-from precompute.embed.train import MAEEmbedder, reconstruct_tile, train_mae
+from precompute.embed.mae import ChannelAgnosticMAE, resolve_device
+from precompute.embed.mae_config import MAEConfig, MAEConfigError, config_by_name, mae_tiny
+from precompute.embed.mae_embedder import MAEEmbedder
+from precompute.embed.train import reconstruct_tile, train_mae
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -15,7 +15,8 @@ import torch
 
 from precompute.embed import get_embedder
 from precompute.embed.checkpoint import CheckpointError, load_checkpoint
-from precompute.embed.mae import ChannelAgnosticMAE, MAEConfig, instance_normalize
+from precompute.embed.mae import ChannelAgnosticMAE, instance_normalize
+from precompute.embed.mae_config import MAEConfig
 from precompute.embed.openphenom_io import save_openphenom_layout
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -20,7 +20,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .mae import ChannelAgnosticMAE, MAEConfig, resolve_device
+from .mae import ChannelAgnosticMAE, resolve_device
+from .mae_config import MAEConfig
 from .openphenom_io import OpenPhenomError, is_openphenom_config, load_openphenom
 
 WEIGHTS = "model.safetensors"

@@ -19,10 +19,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .mae_config import MAEConfig
+
 if TYPE_CHECKING:  # torch stays unimported for callers that only read config.json (the dashboard)
     import torch
 
-    from .mae import ChannelAgnosticMAE, MAEConfig
+    from .mae import ChannelAgnosticMAE
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -92,8 +94,6 @@ def _shape(state: dict[str, torch.Tensor], key: str, where: Path) -> tuple[int, 
 
 def config_from_weights(state: dict[str, torch.Tensor], cfg: dict[str, Any], where: Path) -> MAEConfig:
     """Sizes from the weights' shapes; heads, epsilon and crop size from config.json or the public defaults."""
-    from .mae import MAEConfig
-
     dim = _shape(state, VIT + "cls_token", where)[-1]
     patch = _shape(state, VIT + "patch_embed.proj.weight", where)[-1]
     depth = _count(state, re.escape(VIT) + r"blocks\.(\d+)\.in_norm\.weight")
