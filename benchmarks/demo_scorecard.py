@@ -23,9 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._meta import RESULTS, save_result, start_run  # noqa: E402
+from precompute.embed.registry import embedder_labels  # noqa: E402
 
-# How the README names the pipeline's embedders; others keep their own name.
-LABELS = {"random": "random", "pixelstats": "pixel statistics", "mae": "CA-MAE (tiny, shipped)"}
+# How the README names the pipeline's embedders: the registry's labels, the demo's MAE being the
+# shipped tiny checkpoint.
+LABELS = {**embedder_labels(), "mae": "CA-MAE (tiny, shipped)"}
 
 
 def records(df: pd.DataFrame, columns: list[str]) -> list[dict]:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks._meta import RESULTS, save_result, start_run  # noqa: E402
 from precompute import feature_drivers as fd  # noqa: E402
 from precompute.artifacts import ArtifactStore  # noqa: E402
-from precompute.embed.baselines import PixelStatsEmbedder  # noqa: E402
+from precompute.embed.embedders.pixelstats import PixelStatsEmbedder  # noqa: E402
 from precompute.significance import entity_wells  # noqa: E402
 
 HOME = Path(os.environ.get("PHENOMIX_HOME", REPO / "var"))

@@ -16,6 +16,7 @@ from pathlib import Path
 from phenomix.settings import default_store, resolve_screen
 from precompute.artifacts import ArtifactError
 from precompute.contract import ContractError
+from precompute.embed import registry as embedder_registry
 from precompute.readers.cli import add_export_arguments, add_import_arguments, run_export, run_import
 from precompute.train_cli import add_train_arguments, train_mae_command
 
@@ -23,7 +24,7 @@ from precompute.train_cli import add_train_arguments, train_mae_command
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--screen", default="demo", help="'demo' or a screen folder")
     p.add_argument("--store", type=Path, default=None, help="artifact store (default var/store/<screen>)")
-    p.add_argument("--embedder", action="append", choices=["random", "pixelstats", "mae", "openphenom", "features"],
+    p.add_argument("--embedder", action="append", choices=embedder_registry.cli_choices(),
                    help="embedders to run (repeatable; default random, pixelstats, mae)")
     p.add_argument("--align", action="append", choices=["centerscale", "tvn", "spherize"],
                    help="alignment methods (repeatable; default centerscale, tvn)")
@@ -93,7 +94,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         cfg.channelwise = a.channelwise
     if a.embedder:
         cfg.embedders = tuple(a.embedder)
-        mae = [e for e in a.embedder if e in ("mae", "openphenom")]
+        mae = [e for e in a.embedder if embedder_registry.is_mae(e)]
         cfg.primary_embedder = mae[-1] if mae else a.embedder[-1]
     if a.align:
         cfg.align_methods = tuple(a.align)

@@ -30,7 +30,7 @@ COMPARTMENTS = ("Cells", "Cytoplasm", "Nuclei", "Image")
 KINDS = ("AreaShape", "Intensity", "Texture", "Granularity", "Correlation", "RadialDistribution", "Neighbors",
          "Location", "Count", "Number", "Children", "Parent", "ObjectSkeleton")
 CHANNELS = ("DNA", "ER", "RNA", "AGP", "Mito", "PM", "Brightfield", "BF")
-# Pixel statistics (precompute/embed/baselines.py): which CellProfiler kind each statistic is closest to.
+# Pixel statistics (precompute/embed/embedders/pixelstats.py): which CellProfiler kind each statistic is closest to.
 _PIXEL_KIND = {"mean": "Intensity", "std": "Intensity", "grad": "Texture", "fft": "Texture", "otsu": "AreaShape"}
 
 

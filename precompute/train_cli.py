@@ -53,8 +53,8 @@ def screen_tiles(screen: Screen, size: int, max_wells: int, seed: int) -> tuple[
 
 def train_mae_command(a: argparse.Namespace) -> int:
     from precompute.embed.checkpoint import save_checkpoint
+    from precompute.embed.runtime import limit_torch_threads
     from precompute.embed.train import train_mae
-    from precompute.stages import limit_torch_threads
 
     limit_torch_threads()
     screen = load_screen(resolve_screen(a.screen))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from precompute.embed import embed_well, get_embedder, tile_sites, to_float01
-from precompute.embed.baselines import FEATURES_PER_CHANNEL, PixelStatsEmbedder, RandomEmbedder
+from precompute.embed.embedders.pixelstats import FEATURES_PER_CHANNEL, PixelStatsEmbedder
+from precompute.embed.embedders.random_vectors import RandomEmbedder
 from precompute.embed.tiling import TilingError
 
 NF = len(FEATURES_PER_CHANNEL)

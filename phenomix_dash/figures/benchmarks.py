@@ -14,11 +14,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from precompute.embed.registry import embedder_labels
+
 from .missing import fmt_value
 from .palette import OKABE_ITO
 
-EMBEDDER_LABELS = {"random": "random", "pixelstats": "pixel statistics", "mae": "MAE", "features": "precomputed features"}
-EMBEDDER_ORDER = ("random", "pixelstats", "mae", "features")
+# The embedder registry's labels and order (random, pixel statistics, MAE, ..., precomputed features).
+EMBEDDER_LABELS = embedder_labels()
+EMBEDDER_ORDER = tuple(EMBEDDER_LABELS)
 SPACE_LABELS = {"raw": "raw (before alignment)", "centerscale": "center-scale per batch", "tvn": "TVN", "spherize": "sphering"}
 SOURCE_LABELS = {"synthetic_complex": "same complex", "synthetic_pathway": "same pathway",
                  "synthetic_opposing": "opposing pathways", "HuMAP": "hu.MAP"}

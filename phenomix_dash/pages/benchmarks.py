@@ -22,6 +22,7 @@ from phenomix_dash.figures.benchmarks import (
     replicate_map_figure,
 )
 from phenomix_dash.selection import benchmark_captions
+from precompute.embed.registry import is_mae
 
 dash.register_page(__name__, path="/benchmarks", name="Benchmarks", title="Phenomix · benchmarks", order=7)
 
@@ -101,7 +102,7 @@ def blocks_section(d: PhenomixData) -> html.Section:
     """Recall per MAE encoder block, when the run embedded with --block best (figures/blocks.py)."""
     from phenomix_dash.figures.blocks import block_scores_figure, recall_columns
 
-    mae = next((e for e in [d.primary_embedder, *d.embedders] if e in ("mae", "openphenom")), None)
+    mae = next((e for e in [d.primary_embedder, *d.embedders] if is_mae(e)), None)
     info = d.stage_info("embed", mae).get("block", {}) if mae else {}
     text = "Relationship recall and replicate mAP of each encoder block's embeddings, aligned as the map is."
     if not info.get("scores"):

@@ -83,3 +83,14 @@ def tile_sites(images: np.ndarray, tile: int = 256, *, stride: int | None = None
     crops = [arr[:, :, y : y + tile, x : x + tile] for y in ys for x in xs]
     out = np.stack(crops, axis=1)  # (S, ny*nx, C, tile, tile)
     return out.reshape(s * len(crops), c, tile, tile)
+
+
+def check_float_tiles(tiles: np.ndarray) -> np.ndarray:
+    """Tiles as an embedder takes them, (n, C, t, t) float in [0, 1] -> float32; other shapes or
+    integer pixels (not yet converted by :func:`to_float01`) raise."""
+    arr = np.asarray(tiles)
+    if arr.ndim != 4:
+        raise ValueError(f"tiles must be 4-D (n, channels, H, W); got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"tiles must be float in [0, 1] (see to_float01); got dtype {arr.dtype}")
+    return arr.astype(np.float32, copy=False)

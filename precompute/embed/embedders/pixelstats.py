@@ -1,14 +1,16 @@
-"""Baseline embedders: random vectors (the floor) and pixel statistics (the classical baseline).
+"""The ``pixelstats`` embedder: per-channel intensity and texture statistics, the classical baseline.
 
-Both are numpy only and follow the :class:`precompute.embed.Embedder` protocol:
-tiles (n, C, t, t) float32 in [0, 1] -> (n, dim) float32.
+Numpy only; tiles (n, C, t, t) float32 in [0, 1] -> (n, 16 * C) float32.
 """
 
 from __future__ import annotations
 
-import hashlib
+from typing import Any
 
 import numpy as np
+
+from ..registry import EmbedderSpec, register
+from ..tiling import check_float_tiles
 
 QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.25, 0.50, 0.75, 0.95, 0.99)
 # Radial frequency band edges in cycles/pixel; the last band also takes the corners (> 0.5).
@@ -23,48 +25,6 @@ FEATURES_PER_CHANNEL: tuple[str, ...] = (
     *(f"fft_band{i}" for i in range(len(FFT_BAND_EDGES) - 1)),
     "otsu_fraction",
 )
-
-
-def _check_tiles(tiles: np.ndarray) -> np.ndarray:
-    arr = np.asarray(tiles)
-    if arr.ndim != 4:
-        raise ValueError(f"tiles must be 4-D (n, channels, H, W); got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"tiles must be float in [0, 1] (see to_float01); got dtype {arr.dtype}")
-    return arr.astype(np.float32, copy=False)
-
-
-class RandomEmbedder:
-    """Content-independent vectors that are nevertheless reproducible.
-
-    Each tile's vector is standard normal noise from a generator seeded by a BLAKE2b hash of the
-    tile's shape, dtype and bytes plus ``seed``: identical tiles give identical vectors (so a rerun
-    writes identical artifacts) while the vectors carry no information about the image beyond
-    identity. Relationship recall of this embedder is the chance level (0.10 at 5th/95th).
-    """
-
-    name = "random"
-
-    def __init__(self, dim: int = 384, seed: int = 0) -> None:
-        if dim < 1:
-            raise ValueError(f"dim must be positive; got {dim}")
-        self.dim = int(dim)
-        self.seed = int(seed)
-
-    def _vector(self, tile: np.ndarray) -> np.ndarray:
-        h = hashlib.blake2b(digest_size=8)
-        h.update(f"{self.seed}|{tile.shape}|{tile.dtype.str}|".encode())
-        h.update(np.ascontiguousarray(tile).data)
-        rng = np.random.default_rng(int.from_bytes(h.digest(), "little"))
-        return rng.standard_normal(self.dim, dtype=np.float32)
-
-    def embed_tiles(self, tiles: np.ndarray) -> np.ndarray:
-        """(n, C, t, t) float32 -> (n, dim) float32, one hash per tile."""
-        arr = _check_tiles(tiles)
-        out = np.empty((arr.shape[0], self.dim), dtype=np.float32)
-        for i, tile in enumerate(arr):
-            out[i] = self._vector(tile)
-        return out
 
 
 def _otsu_fraction(x: np.ndarray) -> np.ndarray:
@@ -178,7 +138,7 @@ class PixelStatsEmbedder:
 
     def embed_tiles(self, tiles: np.ndarray) -> np.ndarray:
         """(n, C, t, t) float32 in [0, 1] -> (n, 16 * C) float32."""
-        arr = _check_tiles(tiles)
+        arr = check_float_tiles(tiles)
         n, c, h, w = arr.shape
         if h < 3 or w < 3:
             raise ValueError(f"pixel statistics need tiles of at least 3x3 pixels; got {h}x{w}")
@@ -190,3 +150,14 @@ class PixelStatsEmbedder:
         if not parts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(parts).reshape(n, self.dim)
+
+
+def stage_options(screen: Any, config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """No build options (the width follows the tiles' channels); the key holds the tile size."""
+    return {}, {"tile": config.tile}
+
+
+SPEC = register(EmbedderSpec(
+    name="pixelstats", label="pixel statistics", build=PixelStatsEmbedder, stage_options=stage_options, order=20,
+    help="16 intensity and texture statistics per channel (the classical baseline)",
+))
