@@ -8,11 +8,12 @@
   percentile rescaling, MAE input from a real field.
 - :mod:`.annotations` EFAAR relationships, CORUM complexes, compound targets/MOA, potencies.
 - :mod:`.anndata_io` .h5ad export from an artifact store and import into a screen; table exports.
-- :mod:`.image_index` the optional per-image file index of a screen folder.
-- :mod:`.cli`       ``python -m precompute import|export`` glue.
+- :mod:`.cli`       ``python -m precompute import|export`` glue; the import kinds are the modules
+  of :mod:`.kinds` (one file each).
 
-Submodules are imported on first use so that ``precompute.screen`` can use the image index
-without loading the rest. See docs/real-data.md.
+Submodules are imported on first use: ``from precompute.readers import read_profiles`` loads the
+profile reader only. The screen format the readers write (``precompute.screen``, its image index
+and image files) sits below them and imports none of them. See docs/real-data.md.
 """
 
 from __future__ import annotations
