@@ -25,7 +25,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--screen", default="demo", help="'demo' or a screen folder")
     p.add_argument("--store", type=Path, default=None, help="artifact store (default var/store/<screen>)")
     p.add_argument("--embedder", action="append", choices=embedder_registry.cli_choices(),
-                   help="embedders to run (repeatable; default random, pixelstats, mae)")
+                   help="embedders to run (repeatable; default random, pixelstats, mae). "
+                        + embedder_registry.cli_help())
     p.add_argument("--align", action="append", choices=["centerscale", "tvn", "spherize"],
                    help="alignment methods (repeatable; default centerscale, tvn)")
     p.add_argument("--checkpoint", type=Path, default=None,

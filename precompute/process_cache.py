@@ -39,9 +39,3 @@ class ProcessCache:
                 self._values.pop(next(iter(self._values)))  # oldest first
             self._values[key] = make()
         return self._values[key]
-
-    def clear(self) -> None:
-        self._values.clear()
-
-    def __len__(self) -> int:
-        return len(self._values)

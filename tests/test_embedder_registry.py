@@ -68,7 +68,7 @@ def test_the_registry_lists_the_four_embedders_in_order_with_labels():
                       "openphenom": "OpenPhenom", "features": "precomputed features"}
     assert registry.mae_embedder_names() == ("mae", "openphenom")
     assert registry.cli_choices() == ["random", "pixelstats", "mae", "openphenom", "features"]
-    assert registry.get_spec("openphenom").needs_checkpoint and not registry.get_spec("mae").needs_checkpoint
+    assert "openphenom: " in registry.cli_help() and registry.cli_help().endswith("(no images needed)")
     assert not registry.is_mae("features") and not registry.is_mae("pixelstats")
 
 

@@ -57,8 +57,7 @@ class EmbedderSpec:
       pixel statistics, MAE).
     - ``is_mae``: a CA-MAE checkpoint (torch threads, block choice and channel-wise embeddings are
       recorded; a run skips it when its checkpoint is missing).
-    - ``needs_checkpoint``: ``--checkpoint`` must be given (no shipped default).
-    - ``help``: one line for the command line.
+    - ``help``: one line for the command line's ``--embedder`` help.
     """
 
     name: str
@@ -67,7 +66,6 @@ class EmbedderSpec:
     stage_options: StageOptions
     order: int = 100
     is_mae: bool = False
-    needs_checkpoint: bool = False
     help: str = ""
 
     def __post_init__(self) -> None:
@@ -153,6 +151,12 @@ def stage_options(name: str, screen: Any, config: Any) -> tuple[dict[str, Any], 
 def cli_choices() -> list[str]:
     """``--embedder`` values: the registered embedders and ``features``."""
     return [*embedder_names(), FEATURES]
+
+
+def cli_help() -> str:
+    """One line per registered embedder and ``features``, for ``--embedder``'s help."""
+    lines = [f"{s.name}: {s.help or s.label}" for s in specs()]
+    return "; ".join([*lines, f"{FEATURES}: the screen's {FEATURES_LABEL} (no images needed)"])
 
 
 def embedder_labels() -> dict[str, str]:

@@ -25,5 +25,5 @@ def stage_options(screen: Any, config: Any) -> tuple[dict[str, Any], dict[str, A
 
 SPEC = register(EmbedderSpec(
     name="openphenom", label="OpenPhenom", build=build, stage_options=stage_options, order=40, is_mae=True,
-    needs_checkpoint=True, help="Recursion's public OpenPhenom from a local folder (--checkpoint DIR)",
+    help="Recursion's public OpenPhenom from a local folder (--checkpoint DIR)",
 ))
