@@ -7,7 +7,7 @@ plate label and noise of 0.3 feature-std, so replicates span plates as in JUMP).
 - copairs 0.5: ``copairs.map.average_precision`` (positives: same compound; negatives: DMSO of the
   query's plate) then ``mean_average_precision`` (null_size permutations, BH q-values). Its log
   messages are time-stamped, which splits its time into steps.
-- ours: ``precompute.evaluate.phenotypic_activity`` (same APs, per-plate ranking, copairs' null).
+- ours: ``precompute.evaluation.phenotypic_activity`` (same APs, per-plate ranking, copairs' null).
 Like for like: both sides run in this process on the same array, in float64 and in float32 (copairs
 accepts both), each warmed up once on one plate and timed --repeats times (best and median), with
 the permutation null; per-compound mAPs are compared (max difference) in each dtype.
@@ -105,7 +105,7 @@ def copairs_path(x: np.ndarray, wells: pd.DataFrame, null_size: int) -> tuple[pd
 
 
 def ours_path(x: np.ndarray, wells: pd.DataFrame, null_size: int) -> pd.Series:
-    from precompute.evaluate import phenotypic_activity
+    from precompute.evaluation import phenotypic_activity
 
     res = phenotypic_activity(x, wells, null_size=null_size)
     return res.set_index("perturbation")["mean_average_precision"]

@@ -141,9 +141,9 @@ def main() -> int:
     meta = start_run(repeats=1, warmup=0, note="one pipeline run; ingest and embed cached when the store exists")
     cpu0 = os.times()
     from precompute import __version__
-    from precompute.pipeline import STAGE_VERSIONS
+    from precompute.pipeline import stage_versions
 
-    versions = {s: f"{__version__}/{v}" for s, v in STAGE_VERSIONS.items()}  # what the child runs
+    versions = {s: f"{__version__}/{v}" for s, v in stage_versions().items()}  # what the child runs
     run, sampler, wall = run_pipeline(screen, store, REPO / "var" / f"bench_{tag}.log")
     rows = []
     for r in run["reports"]:

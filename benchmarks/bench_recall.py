@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from benchmarks._meta import RESULTS, save_result, start_run, timed_runs  # noqa: E402
-from precompute.evaluate import relationship_recall  # noqa: E402
+from precompute.evaluation import relationship_recall  # noqa: E402
 from precompute.readers.common import shared_data_dir  # noqa: E402
 from precompute.relate import l2_normalise, neighbours_of  # noqa: E402
 

@@ -5,7 +5,7 @@ mean per channel, concatenated), against pixel statistics under the same recipe.
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/mae_blocks.py [--checkpoint models/mae_tiny_demo]
         [--screen var/screens/demo] [--store var/store/demo]
 
-Every space is scored by precompute.evaluate.score_blocks, the function `--block best` uses: PCA +
+Every space is scored by precompute.evaluation.score_blocks, the function `--block best` uses: PCA +
 TVN on the negative controls (the align stage's recipe), aggregate to genes, recall per annotation
 source (5th/95th percentile tails), replicate mAP (seeded sample of at most 2,000 perturbations).
 Pixel statistics are read from the store's pixelstats embed stage (the raw well embeddings the
@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from _meta import RESULTS, save_result, start_run  # noqa: E402
 
 from precompute.artifacts import ArtifactStore  # noqa: E402
-from precompute.evaluate import choose_block, score_blocks  # noqa: E402
+from precompute.evaluation import choose_block, score_blocks  # noqa: E402
 from precompute.screen import load_screen  # noqa: E402
-from precompute.stages import embed_screen  # noqa: E402
+from precompute.stages.embed import embed_screen  # noqa: E402
 
 
 def table(scores) -> list[dict]:

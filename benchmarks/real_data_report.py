@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._meta import RESULTS, save_result, start_run  # noqa: E402
 from precompute.align import align  # noqa: E402
-from precompute.evaluate import phenotypic_activity  # noqa: E402
+from precompute.evaluation import phenotypic_activity  # noqa: E402
 from precompute.real_screen import read_real_plates  # noqa: E402
 
 REFERENCE = {

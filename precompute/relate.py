@@ -222,3 +222,16 @@ def similarity_percentile(sim_values: np.ndarray | float, null_sorted: np.ndarra
     below = np.searchsorted(null_sorted, v, side="left")
     at_or_below = np.searchsorted(null_sorted, v, side="right")
     return 100.0 * (below + at_or_below) / (2.0 * null_sorted.size)
+
+
+def first_pc(emb: np.ndarray, ctrl: np.ndarray) -> np.ndarray:
+    """Score on the first principal component of all wells (sign fixed: controls' mean below 0).
+    The component comes from every (n // 20000)-th well; scores are (emb - mean) @ pc computed as
+    emb @ pc - mean @ pc, so no centred copy of the wells is made."""
+    mean = np.asarray(emb.mean(axis=0, dtype=np.float64), dtype=np.float32)
+    sub = np.asarray(emb[:: max(1, len(emb) // 20000)]) - mean
+    _, _, vt = np.linalg.svd(sub, full_matrices=False)
+    pc = np.asarray(emb @ vt[0]) - mean @ vt[0]
+    if ctrl.any() and pc[ctrl].mean() > 0:
+        pc = -pc
+    return pc.astype(np.float32)

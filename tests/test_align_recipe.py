@@ -11,7 +11,7 @@ from test_align import efaar, gaussian_screen  # noqa: F401  (fixture and genera
 
 from precompute.align import tvn_on_controls
 from precompute.align_recipe import pca_tvn, tvn_components
-from precompute.evaluate import batch_metrics
+from precompute.evaluation import batch_metrics
 
 
 def _reference_pca_tvn(efaar, x, ctrl, batches, k):  # noqa: F811

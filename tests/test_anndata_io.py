@@ -34,14 +34,14 @@ def small_plate(shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def store(small_plate, tmp_path_factory):
-    from precompute import reduce
+    from precompute import projection
     from precompute.pipeline import RunConfig, run_pipeline
     from precompute.readers.profiles import profiles_to_screen
 
     tmp = tmp_path_factory.mktemp("store")
     root, _ = profiles_to_screen([small_plate], tmp / "screen", mapping={"batch_value": "scope"})
     mp = pytest.MonkeyPatch()
-    mp.setattr(reduce, "umap_2d", _fast_umap)
+    mp.setattr(projection, "umap_2d", _fast_umap)
     try:
         run_pipeline(root, tmp / "store", RunConfig(embedders=("features",), primary_embedder="features",
                                                     align_methods=("centerscale", "spherize"), primary_align="spherize"),

@@ -109,7 +109,7 @@ def test_pair_view_says_the_pairs_q_and_sorts_features_into_shared_and_differing
 def test_large_families_keep_a_seeded_sample_and_say_so(store):
     """Above the cap the family's p-values are a sample (its q an estimate), labelled with both counts."""
     from phenomix_dash.data import PhenomixData
-    from precompute.characterise import sampled_family
+    from precompute.characterisation import sampled_family
 
     d = PhenomixData(store)
     null, full, unit, means = d._significance_parts(d.primary_embedder)
@@ -124,7 +124,7 @@ def test_large_families_keep_a_seeded_sample_and_say_so(store):
 def test_screens_above_the_entity_cap_say_significance_was_not_computed(tiny_screen, tmp_path, monkeypatch):
     from phenomix_dash.data import PhenomixData
     from phenomix_dash.perturbation_character import add_significance
-    from precompute import characterise
+    from precompute.stages import characterise
 
     monkeypatch.setattr(characterise, "SIGNIFICANCE_MAX_ENTITIES", 10)
     run_pipeline(tiny_screen, tmp_path / "store", RunConfig(embedders=("pixelstats",), primary_embedder="pixelstats"),

@@ -18,9 +18,12 @@ import pytest
 
 from precompute.artifacts import ArtifactStore
 from precompute.executors import ExecutorSpec, PlateExecutor, parse_executor
-from precompute.pipeline import RunConfig, Runner, run_pipeline, stage_ingest
+from precompute.pipeline import run_pipeline
+from precompute.run_config import RunConfig
 from precompute.screen import load_screen
-from precompute.stages import embed_screen, stage_embed
+from precompute.stages.embed import embed_screen, stage_embed
+from precompute.stages.ingest import stage_ingest
+from precompute.stages.registry import Runner
 
 REPO = Path(__file__).resolve().parents[1]
 EMBEDDERS = ("random", "pixelstats", "mae")  # mae: the shipped models/mae_tiny_demo checkpoint
@@ -159,7 +162,7 @@ def test_local_runs_never_import_dask(tiny_screen):
     code = (
         "import sys\n"
         "from precompute.screen import load_screen\n"
-        "from precompute.stages import embed_screen\n"
+        "from precompute.stages.embed import embed_screen\n"
         f"embed_screen(load_screen({str(tiny_screen)!r}), 'random', {{'dim': 8, 'seed': 0}}, 64, progress=False)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n"
     )

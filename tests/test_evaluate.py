@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from precompute.evaluate import (
+from precompute.evaluation import (
     batch_metrics,
     compound_gene_benchmark,
     phenotypic_activity,
@@ -280,7 +280,7 @@ def test_batch_metrics_subsamples_and_handles_single_label():
 
 def test_streaming_order_statistics_equal_the_stored_ones(monkeypatch, bench, tmp_path):
     """Big maps skip storing the null; force that path on a small map and compare exactly."""
-    import precompute.evaluate_recall as er
+    import precompute.evaluation.recall as er
 
     rng = np.random.default_rng(8)
     genes = [f"G{k}" for k in range(400)]

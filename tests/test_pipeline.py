@@ -95,12 +95,12 @@ def test_stage_outputs_line_up_with_the_wells(reference_store, tiny_screen):
 def test_sigkill_inside_every_stage_then_rerun_is_identical(tiny_screen, tmp_path, reference_store):
     """Kill at two points inside each stage (temporary folder empty; outputs written but no manifest):
     the store never shows a half stage, and the final rerun equals an uninterrupted run."""
-    from precompute.pipeline import STAGES
+    from precompute.pipeline import stage_order
 
     store = tmp_path / "store"
     cmd = [sys.executable, "-m", "precompute", "run", "--screen", str(tiny_screen), "--store", str(store),
            "--embedder", "random", "--embedder", "pixelstats", "--quiet"]
-    for stage in STAGES:
+    for stage in stage_order():
         for point in ("compute", "manifest"):
             env = {**os.environ, "PYTHONPATH": str(REPO), "PHENOMIX_FAULT_INJECT": f"{stage}:{point}"}
             proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, timeout=600)

@@ -56,13 +56,13 @@ def test_make_demo_screen_real_runs_the_pipeline(tmp_path, monkeypatch, real_roo
     """`python -m precompute demo --screen real`: builds the screen once, then runs on its features."""
     import shutil
 
-    from precompute import reduce
+    from precompute import projection
     from precompute.__main__ import main
     from precompute.artifacts import ArtifactStore
 
     monkeypatch.setenv("PHENOMIX_HOME", str(tmp_path))
     shutil.copytree(real_root, tmp_path / "screens" / "real")  # saves the build; the CLI path is the same
-    monkeypatch.setattr(reduce, "umap_2d", lambda x, **kw: np.asarray(x, np.float32)[:, :2].copy())
+    monkeypatch.setattr(projection, "umap_2d", lambda x, **kw: np.asarray(x, np.float32)[:, :2].copy())
     assert main(["demo", "--screen", "real", "--quiet"]) == 0
     run = ArtifactStore(tmp_path / "store" / "real", create=False).get_run("default")
     assert list(run["stages"]["embed"]) == ["features"] and run["primary"]["embedder"] == "features"

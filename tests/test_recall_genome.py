@@ -14,8 +14,8 @@ import pytest
 import scipy.sparse as sp
 from test_evaluate import annot, bench, reference_recall  # noqa: F401  (fixtures shared)
 
-import precompute.evaluate_recall as er
-from precompute.evaluate import relationship_recall
+import precompute.evaluation.recall as er
+from precompute.evaluation import relationship_recall
 
 N_GENES = 17_000  # RxRx3's genome-wide knockout map
 SOURCES = ["CORUM", "Reactome", "SIGNOR"]  # HuMAP and StringDB would only add reference time

@@ -1,6 +1,5 @@
-"""The characterise stage: what the dashboard says about a perturbation beyond its neighbours.
-
-Per embedder, after relate (docs/artifacts.md lists the files):
+"""The characterise stage's science: what the dashboard says about a perturbation beyond its
+neighbours (the runner, precompute/stages/characterise.py, writes it; docs/artifacts.md lists the files):
 
 - **Match significance** (precompute/significance.py, docs/significance.md): p and BH q of every
   pair the stored neighbour lists show, plus what an on-demand p/q for any opened pair needs
@@ -27,11 +26,6 @@ from precompute.screen import Screen
 
 FAMILY_EXACT_MAX = 4_000_000  # 32 MB of float64 p-values; larger families are sampled
 N_DRAWS = 500
-# The null projects every entity's direction on pseudo-perturbations per plate signature: its cost
-# grows with entities x signatures (hours at the million screen's 33,405 entities). Above this
-# the stage writes no significance and says so; the dashboard shows "not computed".
-SIGNIFICANCE_MAX_ENTITIES = 5_000
-NAMED_FEATURE_EMBEDDERS = ("pixelstats", "features")
 
 
 def neighbour_significance(unit: np.ndarray, means: np.ndarray, idx: np.ndarray, entities: pd.DataFrame,
@@ -95,7 +89,7 @@ def feature_names_for(emb_name: str, screen: Screen, n_features: int) -> list[st
     """Names of the embedder's features, or None for embedders without named features. Raises
     when the names do not match the embedding's width (a stale or foreign screen.json)."""
     if emb_name == "pixelstats":
-        from precompute.embed.baselines import PixelStatsEmbedder
+        from precompute.embed.embedders.pixelstats import PixelStatsEmbedder
 
         names = PixelStatsEmbedder(len(screen.channels)).feature_names(list(screen.channels))
     elif emb_name == "features":
@@ -108,73 +102,3 @@ def feature_names_for(emb_name: str, screen: Screen, n_features: int) -> list[st
         raise ValueError(f"{emb_name}: {len(names)} feature names for {n_features} embedding columns "
                          f"({screen.root / 'screen.json'})")
     return [str(n) for n in names]
-
-
-def significance_into(w: Any, unit: np.ndarray, means: np.ndarray, aligned: np.ndarray, wells: pd.DataFrame,
-                      entities: pd.DataFrame, ctrl: np.ndarray, rel: Any, seed: int) -> None:
-    """Match null, family and the neighbour lists' p/q into the stage writer ``w``."""
-    from precompute import significance as sig
-
-    null = sig.match_null(unit, aligned, wells, entities, ctrl, n_draws=N_DRAWS, seed=seed)
-    for name in ("signature", "mean", "sd", "center", "scale"):
-        w.save_array(f"null_{name}", getattr(null, name))
-    family, fam_info = sampled_family(unit, means, entities, null, seed=seed)
-    w.save_array("family_sorted_p", family.sorted_p.astype(np.float64))
-    for side in ("top", "bottom"):
-        p, q = neighbour_significance(unit, means, np.asarray(rel.array(f"neighbours_{side}_idx", mmap=False)),
-                                      entities, null, family)
-        w.save_array(f"neighbours_{side}_p", p)
-        w.save_array(f"neighbours_{side}_q", q)
-    w.info["significance"] = {"n_draws": N_DRAWS, **fam_info,
-                              "untested": "neighbour pairs that share wells (a compound and its own doses): p, q NaN"}
-
-
-def stage_characterise(runner: Any, screen: Screen, config: Any, keys: dict[str, str], emb_name: str) -> str:
-    """Match significance, dose-response and feature drivers of one embedder (module docstring)."""
-    from precompute import feature_drivers as fd
-    from precompute import significance as sig
-    from precompute.dose_response import dose_response_table
-    from precompute.relate import distance_to_plate_controls
-
-    def compute(w) -> None:
-        wells = screen.wells
-        ctrl = (wells["perturbation_type"] == "negative_control").to_numpy()
-        agg = runner.store.open_stage("aggregate", keys["aggregate"])
-        entities = agg.table("perturbations")
-        # Memory-mapped: every use below indexes rows or streams (1.5 GB at 10^6 wells x 384).
-        aligned = runner.store.open_stage("align", keys["align"]).array("embeddings", mmap=True)
-        if len(entities) > SIGNIFICANCE_MAX_ENTITIES:
-            w.info["significance"] = (f"not computed: {len(entities)} entities > {SIGNIFICANCE_MAX_ENTITIES} "
-                                      "(the null's cost grows with entities x plate signatures)")
-        else:
-            significance_into(w, np.asarray(agg.array("unit_embeddings", mmap=False)),
-                              np.asarray(agg.array("embeddings", mmap=False)), aligned, wells, entities, ctrl,
-                              runner.store.open_stage("relate", keys["relate"]), config.seed)
-
-        plates = wells["plate"].astype(str).to_numpy()
-        response = distance_to_plate_controls(aligned, plates, ctrl, metric="euclidean")
-        table = dose_response_table(wells, response, ctrl)
-        w.save_table("dose_response", table)
-        w.save_table("dose_points", dose_points(wells, response, table["perturbation"].tolist()))
-        w.save_table("dose_controls", control_response(wells, response, ctrl))
-        w.info["dose_response"] = {"response": "Euclidean distance to the plate's control mean, aligned space",
-                                   "compounds_fitted": int(len(table))}
-
-        raw = runner.store.open_stage("embed", keys["embed"]).array("embeddings", mmap=True)
-        names = feature_names_for(emb_name, screen, raw.shape[1])
-        if names is None:
-            w.info["feature_drivers"] = "none: this embedder has no named features"
-            return
-        z = fd.control_standardised(np.asarray(raw), plates, ctrl)
-        effect, _, q = fd.feature_effects(z, sig.entity_wells(wells, entities))
-        w.save_array("driver_effect", effect.astype(np.float32))
-        w.save_array("driver_q", q.astype(np.float32))
-        parsed = [fd.parse_feature_name(n, tuple(screen.channels) or fd.CHANNELS) for n in names]
-        w.save_table("features", pd.DataFrame({"feature": names, "compartment": [f.compartment for f in parsed],
-                                               "kind": [f.kind for f in parsed], "channel": [f.channel for f in parsed]}))
-        w.info["feature_drivers"] = {"features": len(names), "entities": int(len(entities))}
-
-    cfg = {"seed": config.seed, "n_draws": N_DRAWS, "family_max": FAMILY_EXACT_MAX,
-           "significance_max_entities": SIGNIFICANCE_MAX_ENTITIES}
-    inputs = {k: keys[k] for k in ("embed", "align", "aggregate", "relate")}
-    return runner.run_stage("characterise", emb_name, cfg, inputs, compute)

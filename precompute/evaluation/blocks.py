@@ -1,10 +1,5 @@
-"""Evaluate: benchmarks of a phenomics map (one import point for the pipeline and the dashboard).
-
-- relationship_recall, compound_gene_benchmark  (precompute.evaluate_recall)
-- phenotypic_activity, replicate_retrieval_map  (precompute.evaluate_map; copairs mAP)
-- batch_metrics                                 (precompute.evaluate_batch)
-- score_blocks                                  (which encoder block of an MAE embeds best)
-"""
+"""Which encoder block of an MAE embeds best: every block scored on the screen's own annotations
+(the embed stage's ``--block best``; benchmarks/mae_blocks.py)."""
 
 from __future__ import annotations
 
@@ -13,19 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from precompute.evaluate_batch import batch_metrics
-from precompute.evaluate_map import phenotypic_activity, replicate_retrieval_map
-from precompute.evaluate_recall import compound_gene_benchmark, relationship_recall
-
-__all__ = [
-    "batch_metrics",
-    "compound_gene_benchmark",
-    "phenotypic_activity",
-    "relationship_recall",
-    "replicate_retrieval_map",
-    "score_blocks",
-    "choose_block",
-]
+from precompute.aggregate import aggregate_perturbations
+from precompute.align_recipe import pca_tvn
+from precompute.evaluation.mean_ap import replicate_retrieval_map
+from precompute.evaluation.recall import gene_rows, relationship_recall
 
 
 def score_blocks(
@@ -49,10 +35,6 @@ def score_blocks(
     has no relationship annotations), ``recall_<source>`` per source, ``replicate_map``,
     ``n_genes``, ``n_replicate_perturbations``.
     """
-    from precompute.aggregate import aggregate_perturbations
-    from precompute.align_recipe import pca_tvn
-    from precompute.scorecard import gene_rows
-
     ctrl = (wells["perturbation_type"] == "negative_control").to_numpy()
     batches = wells["batch"].to_numpy()
     rows: list[dict[str, Any]] = []

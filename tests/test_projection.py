@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from precompute.reduce import place_by_neighbours, umap_2d
+from precompute.projection import place_by_neighbours, umap_2d
 
 
 def _clusters(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +42,7 @@ def test_sampled_umap_is_deterministic_and_keeps_fitted_rows():
 
 
 def test_projecting_several_arrays_in_a_worker_gives_the_same_maps():
-    from precompute.reduce import project, project_many
+    from precompute.projection import project, project_many
 
     x, _ = _clusters(1200, seed=2)
     y, _ = _clusters(800, seed=3)

@@ -1,4 +1,5 @@
-"""The evaluate stage: one scorecard comparing every embedder and alignment of a run.
+"""The evaluate stage's scorecard: every embedder and alignment of a run compared (runner:
+precompute/stages/evaluate.py).
 
 - relationship recall per annotation source (Kraus et al. 2024, Table 3), on gene embeddings
   aggregated from each space;
@@ -17,7 +18,11 @@ import numpy as np
 import pandas as pd
 
 from precompute.aggregate import aggregate_perturbations
-from precompute.evaluate import batch_metrics, compound_gene_benchmark, relationship_recall, replicate_retrieval_map
+from precompute.artifacts import ArtifactStore
+from precompute.evaluation.batch import batch_metrics
+from precompute.evaluation.mean_ap import replicate_retrieval_map
+from precompute.evaluation.recall import compound_gene_benchmark, gene_rows, relationship_recall
+from precompute.run_config import RunConfig
 from precompute.screen import Screen
 
 log = logging.getLogger("precompute")
@@ -40,13 +45,6 @@ DESCRIPTIONS = {
 }
 
 
-def gene_rows(table: pd.DataFrame) -> np.ndarray:
-    """Rows of an aggregate table that are gene-level entities: CRISPR knockouts pooled over
-    guides (the paper's setting), or ORFs when the screen has no CRISPR."""
-    kind = "crispr" if (table["perturbation_type"] == "crispr").any() else "orf"
-    return (table["perturbation_type"] == kind).to_numpy() & (table["level"] == "pooled").to_numpy()
-
-
 def synthetic_interactions(targets: pd.DataFrame, genes: list[str]) -> pd.DataFrame:
     """Turn compound->target pairs without potencies into the benchmark's table: targets are
     potent (100 nM), every other gene of the map is a clear non-binder (1 M)."""
@@ -58,7 +56,9 @@ def synthetic_interactions(targets: pd.DataFrame, genes: list[str]) -> pd.DataFr
     return pd.DataFrame(rows, columns=["compound", "gene", "nM_value"])
 
 
-def evaluate_run(store: Any, screen: Screen, per_embedder: dict[str, dict[str, Any]], config: Any) -> dict[str, Any]:
+def evaluate_run(store: ArtifactStore, screen: Screen, per_embedder: dict[str, dict[str, Any]],
+                 config: RunConfig) -> dict[str, Any]:
+    """Every metric for every embedder x space (raw and each alignment): tables, a summary, descriptions."""
     wells = screen.wells
     relationships = screen.ground_truth("relationships")
     targets = screen.ground_truth("compound_targets")

@@ -1,4 +1,4 @@
-"""Project: PCA then UMAP to 2-D for the map pages.
+"""The project stage's science: PCA then UMAP to 2-D for the map pages (runner: precompute/stages/project.py).
 
 UMAP (umap-learn) is fitted on at most ``sample`` points; every other point is placed at the
 membership-weighted mean of its ``n_neighbors`` nearest fitted points (UMAP's own fuzzy

@@ -1,7 +1,9 @@
-"""Stage runners after ingest: embed, align, aggregate, relate, project, evaluate.
+"""The embed stage: one vector per well for every embedder of the run (or the screen's precomputed
+well features when it has no images).
 
-Each runner decides its config and inputs (which key it), then calls pure functions and saves
-their outputs through the store's writer. Nothing here knows about Dash.
+The per-plate work (``embed_plate``) runs on the run's executor (precompute.executors): it is
+top-level and picklable so a Dask worker can run it from the screen's path. The embedders
+themselves are in precompute/embed/ (their registry decides build options and stage-key config).
 """
 
 from __future__ import annotations
@@ -16,77 +18,19 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from precompute.artifacts import file_sha256
-from precompute.embed import MAE_EMBEDDERS, get_embedder, tile_sites, to_float01
+from precompute.artifacts import StageWriter
+from precompute.embed import get_embedder, tile_sites, to_float01
+from precompute.embed.mae_options import EMBEDDING_CHOICE
+from precompute.embed.registry import is_mae, stage_options
+from precompute.embed.runtime import cached_embedder, set_torch_threads
 from precompute.executors import ExecutorSpec, PlateExecutor, executor_spec, map_plates
+from precompute.process_cache import ProcessCache, file_stamp
+from precompute.evaluation.blocks import choose_block, score_blocks
+from precompute.run_config import RunConfig
 from precompute.screen import Screen, load_screen
+from precompute.stages.registry import Runner, Stage, StageContext, Target, register
 
 log = logging.getLogger("precompute")
-
-
-def checkpoint_fingerprint(path: Path) -> str:
-    weights = Path(path) / "model.safetensors"
-    if not weights.exists():
-        raise FileNotFoundError(
-            f"{weights}: MAE checkpoint missing; train one with `python -m precompute train-mae` or pass --checkpoint"
-        )
-    return file_sha256(weights)[:16]
-
-
-def embedder_options(name: str, screen: Screen, config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(options to build the embedder, config that keys the stage)."""
-    if name == "random":
-        return {"dim": 384, "seed": config.seed}, {"dim": 384, "seed": config.seed, "tile": config.tile}
-    if name == "pixelstats":
-        return {}, {"tile": config.tile}
-    if name in MAE_EMBEDDERS:
-        from precompute.pipeline import DEFAULT_CHECKPOINT
-
-        if name == "openphenom" and not config.checkpoint:
-            raise FileNotFoundError("the openphenom embedder needs --checkpoint DIR (a folder with config.json and "
-                                    "model.safetensors as Recursion distributes OpenPhenom; nothing is downloaded)")
-        ckpt = Path(config.checkpoint) if config.checkpoint else DEFAULT_CHECKPOINT
-        fp = checkpoint_fingerprint(ckpt)
-        block, channelwise = resolve_embedding_choice(ckpt, getattr(config, "block", "auto"),
-                                                      getattr(config, "channelwise", None))
-        build = {"checkpoint": str(ckpt), "device": config.device, "block": "all" if block == "best" else block,
-                 "channelwise": channelwise, "n_channels": len(screen.channels) if channelwise else None}
-        key = {"checkpoint_sha": fp, "block": block, "channelwise": channelwise}
-        if block == "best":  # the choice depends on how blocks are aligned and scored
-            key.update(tvn_components=config.tvn_components, tvn_fallback=config.tvn_fallback, seed=config.seed)
-        return build, key
-    raise ValueError(f"unknown embedder {name!r}")
-
-
-EMBEDDING_CHOICE = "embedding.json"  # beside a checkpoint: the block / channel-wise choice measured for it
-
-
-def resolve_embedding_choice(ckpt: Path, block: Any, channelwise: bool | None) -> tuple[str, bool]:
-    """--block auto / no --channelwise: what the checkpoint's embedding.json records (the shipped demo
-    model's choice, measured by benchmarks/mae_blocks.py), else the last block, pooled."""
-    recorded: dict[str, Any] = {}
-    if block in (None, "auto") or channelwise is None:
-        path = Path(ckpt) / EMBEDDING_CHOICE
-        if path.exists():
-            try:
-                recorded = json.loads(path.read_text())
-            except (OSError, ValueError) as err:
-                raise ValueError(f"{path}: not a readable JSON object ({err})") from None
-    chosen = str(recorded.get("block", "last")) if block in (None, "auto") else str(block)
-    wise = bool(recorded.get("channelwise", False)) if channelwise is None else bool(channelwise)
-    return chosen, wise
-
-
-def limit_torch_threads() -> None:
-    """On CPU give torch half the cores: the other half decodes images for it. With all cores,
-    OpenMP threads spin against the loader threads and a small model runs several times slower
-    (measured 8x on this 2-core machine under load)."""
-    import os
-
-    import torch
-
-    if not torch.cuda.is_available() and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 
 
 def _tile_size(embedder: Any, screen: Screen, default: int) -> int:
@@ -95,33 +39,9 @@ def _tile_size(embedder: Any, screen: Screen, default: int) -> int:
     return min(size, h, w)
 
 
-# Per-process caches for embed_plate. A Dask worker embeds many plates and must not reread the
-# wells table or reload the model for each; the local executor goes through the same caches so it
-# runs exactly the code a worker runs. Keys carry file stamps (inode, size, mtime) so a screen or
-# checkpoint rewritten at the same path in a long-lived process is reloaded, not served stale.
-_CACHE_ENTRIES = 4  # a process rarely sees more than one screen and a few embedders at once
-_SCREENS: dict[tuple, tuple[Screen, dict[str, np.ndarray]]] = {}
-_EMBEDDERS: dict[tuple, Any] = {}
-
-
-def _stamp(*paths: Path) -> tuple:
-    out = []
-    for p in paths:
-        try:
-            st = p.stat()
-        except OSError:
-            out.append(None)  # missing: the loader below raises the clear error
-        else:
-            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(out)
-
-
-def _cached(cache: dict, key: tuple, make: Callable[[], Any]) -> Any:
-    if key not in cache:
-        while len(cache) >= _CACHE_ENTRIES:
-            cache.pop(next(iter(cache)))  # oldest first
-        cache[key] = make()
-    return cache[key]
+# The screen, cached per process for embed_plate (a Dask worker embeds many plates; see
+# precompute.process_cache); the embedder's cache is precompute.embed.runtime's.
+_SCREENS = ProcessCache()
 
 
 def plate_rows(screen: Screen) -> dict[str, np.ndarray]:
@@ -137,21 +57,7 @@ def _screen_for(screen_path: str | Path) -> tuple[Screen, dict[str, np.ndarray]]
         screen = load_screen(root)
         return screen, plate_rows(screen)
 
-    return _cached(_SCREENS, (str(root), _stamp(*files)), make)
-
-
-def cached_embedder(name: str, build: dict[str, Any]) -> Any:
-    """The embedder ``get_embedder(name, **build)``, built once per process (see the caches above)."""
-    ckpt = build.get("checkpoint")
-    stamp = _stamp(Path(ckpt) / "model.safetensors", Path(ckpt) / "config.json") if ckpt else ()
-    key = (name, json.dumps(build, sort_keys=True, default=str), stamp)
-
-    def make() -> Any:
-        if name in MAE_EMBEDDERS:
-            limit_torch_threads()
-        return get_embedder(name, **build)
-
-    return _cached(_EMBEDDERS, key, make)
+    return _SCREENS.get((str(root), file_stamp(*files)), make)
 
 
 def embed_wells(screen: Screen, embedder: Any, well_ids: list[str], tile: int, *,
@@ -195,10 +101,8 @@ def embed_plate(screen_path: str | Path, plate_id: str, embedder_name: str, buil
     if plate_id not in plates:
         raise ValueError(f"screen {screen.name!r} at {screen_path}: no plate {plate_id!r}")
     embedder = cached_embedder(embedder_name, build_options)
-    if torch_threads is not None and embedder_name in MAE_EMBEDDERS:
-        import torch
-
-        torch.set_num_threads(torch_threads)
+    if torch_threads is not None:
+        set_torch_threads(embedder_name, torch_threads)
     rows = plates[plate_id]
     ids = screen.wells["well_id"].to_numpy()[rows].tolist()
     return rows, embed_wells(screen, embedder, ids, tile, on_wells=on_wells, wells_per_batch=wells_per_batch)
@@ -227,7 +131,7 @@ def embed_screen(screen: Screen, name: str, build: dict[str, Any], tile: int, *,
     return out
 
 
-def stage_embed(runner: Any, screen: Screen, config: Any, ingest_key: str, name: str, *,
+def stage_embed(runner: Runner, screen: Screen, config: RunConfig, ingest_key: str, name: str, *,
                 executor: str | ExecutorSpec | PlateExecutor = "local") -> tuple[str, dict]:
     """Embed every well with one embedder; 'features' takes the screen's precomputed well features.
 
@@ -239,28 +143,28 @@ def stage_embed(runner: Any, screen: Screen, config: Any, ingest_key: str, name:
         if feats is None:
             raise ValueError(f"screen {screen.name!r} has no precomputed well features (arrays.well_features)")
 
-        def compute_features(w) -> None:
+        def compute_features(w: StageWriter) -> None:
             w.save_array("embeddings", np.asarray(feats, dtype=np.float32))
             w.info["embedder"] = "features"
 
         return runner.run_stage("embed", name, {"embedder": "features"}, {"ingest": ingest_key}, compute_features), {}
 
     spec = executor_spec(executor)
-    build, key_cfg = embedder_options(name, screen, config)
+    build, key_cfg = stage_options(name, screen, config)
 
-    def compute(w) -> None:
+    def compute(w: StageWriter) -> None:
         probe = _probe_embedder(name, build, spec)
         tile = _tile_size(probe, screen, config.tile)
         emb = embed_screen(screen, name, build, tile, executor=executor, progress=runner.progress)
         if build.get("block") == "all":
             emb = _choose_block(w, screen, config, emb, probe.blocks)
-        elif name in MAE_EMBEDDERS:
-            asked = getattr(config, "block", "auto") not in (None, "auto")
+        elif is_mae(name):
+            asked = config.block not in (None, "auto")
             recorded = (Path(build["checkpoint"]) / EMBEDDING_CHOICE).exists()
             how = "asked for (--block)" if asked else (f"recorded with the checkpoint ({EMBEDDING_CHOICE})"
                                                       if recorded else "the last block (OpenPhenom's predict)")
             w.info["block"] = {"chosen": probe.block, "how": how, "depth": probe.config.depth}
-        if name in MAE_EMBEDDERS:
+        if is_mae(name):
             w.info["channelwise"] = bool(build.get("channelwise"))
         w.save_array("embeddings", emb)
         w.info.update({"embedder": name, "tile": tile, "dim": int(emb.shape[1]), "executor": str(spec)})
@@ -269,12 +173,10 @@ def stage_embed(runner: Any, screen: Screen, config: Any, ingest_key: str, name:
     return key, build
 
 
-def _choose_block(w: Any, screen: Screen, config: Any, emb: np.ndarray, blocks: list[int]) -> np.ndarray:
+def _choose_block(w: StageWriter, screen: Screen, config: RunConfig, emb: np.ndarray, blocks: list[int]) -> np.ndarray:
     """--block best: split the side-by-side block embeddings, score every block on the screen's
-    annotations (precompute.evaluate.score_blocks: aligned as the align stage aligns), keep the best
+    annotations (precompute.evaluation.blocks.score_blocks: aligned as the align stage aligns), keep the best
     block's embeddings and record every block's scores in the manifest and as a table."""
-    from precompute.evaluate import choose_block, score_blocks
-
     per = emb.reshape(len(emb), len(blocks), -1)
     scores = score_blocks({b: per[:, i] for i, b in enumerate(blocks)}, screen.wells, screen.ground_truth("relationships"),
                           tvn_components=config.tvn_components, tvn_fallback=config.tvn_fallback, seed=config.seed)
@@ -296,10 +198,10 @@ def _probe_embedder(name: str, build: dict[str, Any], spec: ExecutorSpec) -> Any
     return get_embedder(name, **({**build, "device": "cpu"} if "device" in build else build))
 
 
-def run_all(runner: Any, screen: Screen, config: Any, ingest_key: str, *,
-            executor: str | ExecutorSpec | PlateExecutor = "local") -> dict[str, Any]:
-    """Run the stages after ingest for every configured embedder; returns run-index entries.
-    ``executor`` runs the embed stage's per-plate work (precompute.executors)."""
+def run(ctx: StageContext, target: Target) -> dict[str, str]:
+    """Embed with every configured embedder; returns {embedder: key} and records on ``ctx`` which
+    embedders the later stages fan out over, the primary one and the MAE checkpoint used."""
+    screen, config, runner = ctx.screen, ctx.config, ctx.runner
     embedders = list(config.embedders)
     if not screen.has_images:
         if screen.array("well_features") is None:
@@ -313,20 +215,20 @@ def run_all(runner: Any, screen: Screen, config: Any, ingest_key: str, *,
     checkpoint = None
     mae_block: dict[str, Any] | None = None
     # One executor for every embedder (a LocalCluster starts once, workers keep the screen cached),
-    # closed before the downstream stages so idle workers do not hold memory through them.
-    owned = not isinstance(executor, PlateExecutor)
-    plates_on = PlateExecutor(executor) if owned else executor
+    # closed before the later stages so idle workers do not hold memory through them.
+    owned = not isinstance(ctx.executor, PlateExecutor)
+    plates_on = PlateExecutor(ctx.executor) if owned else ctx.executor
     try:
         for name in embedders:
-            if name in MAE_EMBEDDERS and screen.has_images:
+            if is_mae(name) and screen.has_images:
                 try:
-                    embedder_options(name, screen, config)
+                    stage_options(name, screen, config)
                 except FileNotFoundError as err:
                     log.warning("skipping the MAE embedder: %s", err)
                     continue
-            key, build = stage_embed(runner, screen, config, ingest_key, name, executor=plates_on)
+            key, build = stage_embed(runner, screen, config, ctx.key("ingest"), name, executor=plates_on)
             embed_keys[name] = key
-            if name in MAE_EMBEDDERS:
+            if is_mae(name):
                 checkpoint = build.get("checkpoint")
                 info = runner.store.open_stage("embed", key).manifest.get("info", {})
                 mae_block = {"embedder": name, "chosen": info.get("block", {}).get("chosen"),
@@ -336,13 +238,14 @@ def run_all(runner: Any, screen: Screen, config: Any, ingest_key: str, *,
     finally:
         if owned:
             plates_on.close()
-    primary = config.primary_embedder if config.primary_embedder in embed_keys else next(iter(embed_keys))
-    result: dict[str, Any] = {"embed": embed_keys, "_primary": {"embedder": primary, "align": config.primary_align,
-                                                                **({"mae_block": mae_block} if mae_block else {})},
-                              "_checkpoint": checkpoint}
-    try:
-        from precompute import downstream
-    except ImportError:  # downstream stages arrive with the numerical core
-        return result
-    result.update(downstream.run_downstream(runner, screen, config, ingest_key, embed_keys, primary))
-    return result
+    ctx.embedders = list(embed_keys)
+    ctx.primary = config.primary_embedder if config.primary_embedder in embed_keys else next(iter(embed_keys))
+    ctx.run_info["primary"] = {"embedder": ctx.primary, "align": config.primary_align,
+                               **({"mae_block": mae_block} if mae_block else {})}
+    ctx.run_info["checkpoint"] = checkpoint
+    return embed_keys
+
+
+STAGE = register(Stage(name="embed", version="1", after="ingest", inputs=("ingest",),
+                       outputs={"embeddings": "array", "block_scores": "table"}, run=run, scope="run",
+                       description="well embeddings (n_wells, dim) float32 per embedder"))

@@ -19,6 +19,13 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from precompute.relate import l2_normalise
 
 
+def gene_rows(table: pd.DataFrame) -> np.ndarray:
+    """Rows of an aggregate table that are gene-level entities: CRISPR knockouts pooled over
+    guides (the paper's setting), or ORFs when the screen has no CRISPR."""
+    kind = "crispr" if (table["perturbation_type"] == "crispr").any() else "orf"
+    return (table["perturbation_type"] == kind).to_numpy() & (table["level"] == "pooled").to_numpy()
+
+
 def _rank_bounds(m: int, pct: float) -> tuple[int, int]:
     """Integer cut-offs equivalent to EFAAR's compute_recall on a null of size m.
 
