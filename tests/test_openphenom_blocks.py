@@ -15,10 +15,12 @@ from phenomix_dash.components import provenance_footer
 from phenomix_dash.figures.blocks import block_scores_figure
 from precompute.artifacts import ArtifactStore
 from precompute.embed.openphenom_io import save_openphenom_layout
-from precompute.evaluate import choose_block
-from precompute.pipeline import RunConfig, Runner, stage_ingest
+from precompute.evaluation import choose_block
+from precompute.run_config import RunConfig
 from precompute.screen import load_screen
-from precompute.stages import stage_embed
+from precompute.stages.embed import stage_embed
+from precompute.stages.ingest import stage_ingest
+from precompute.stages.registry import Runner
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_openphenom import SMALL, _our_config, _randomise  # noqa: E402
@@ -86,7 +88,7 @@ def test_the_provenance_footer_names_the_block_the_map_was_embedded_from():
 def test_block_auto_takes_the_checkpoints_recorded_choice(tmp_path):
     """--block auto (the default) and no --channelwise: the checkpoint's embedding.json, else the last
     block pooled; an explicit option wins; a broken file is named."""
-    from precompute.stages import resolve_embedding_choice
+    from precompute.embed.mae_options import resolve_embedding_choice
 
     assert resolve_embedding_choice(tmp_path, "auto", None) == ("last", False)
     (tmp_path / "embedding.json").write_text('{"block": 2, "channelwise": true}')

@@ -25,7 +25,7 @@ def pages(tiny_store):
 def sampled_store(tiny_screen, tmp_path_factory):
     """The tiny screen with every sample limit below its size: UMAP fitted on 100 wells, replicate
     mAP over 5 perturbations, batch metrics on 100 wells."""
-    import precompute.scorecard as sc
+    import precompute.evaluation.scorecard as sc
     from precompute.pipeline import RunConfig, run_pipeline
 
     mp = pytest.MonkeyPatch()
