@@ -23,9 +23,9 @@ from precompute.embed import get_embedder, tile_sites, to_float01
 from precompute.embed.mae_options import EMBEDDING_CHOICE
 from precompute.embed.registry import is_mae, stage_options
 from precompute.embed.runtime import cached_embedder, set_torch_threads
+from precompute.evaluation.blocks import choose_block, score_blocks
 from precompute.executors import ExecutorSpec, PlateExecutor, executor_spec, map_plates
 from precompute.process_cache import ProcessCache, file_stamp
-from precompute.evaluation.blocks import choose_block, score_blocks
 from precompute.run_config import RunConfig
 from precompute.screen import Screen, load_screen
 from precompute.stages.registry import Runner, Stage, StageContext, Target, register

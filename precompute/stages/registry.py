@@ -176,19 +176,17 @@ class StageReport:
 class Runner:
     """Runs stages against one store, recording what was done for the summary."""
 
-    def __init__(self, store: ArtifactStore, force: set[str] | None = None, progress: bool = True,
-                 registry: StageRegistry = REGISTRY) -> None:
+    def __init__(self, store: ArtifactStore, force: set[str] | None = None, progress: bool = True) -> None:
         self.store = store
         self.force = force or set()
         self.progress = progress
-        self.registry = registry
         self.reports: list[StageReport] = []
         self._forced_keys: set[str] = set()
 
     def run_stage(self, stage: str, name: str, config: dict[str, Any], inputs: dict[str, str],
                   compute: Callable[[StageWriter], None]) -> str:
         """Compute one stage unless a complete directory with the same key exists."""
-        code_version = f"{__version__}/{self.registry.get(stage).version}"
+        code_version = f"{__version__}/{REGISTRY.get(stage).version}"
         key = self.store.stage_key(stage, config, inputs, code_version)
         # --force STAGE redoes that stage and everything downstream of it: a downstream stage is
         # forced when any of its inputs was recomputed in this run.
