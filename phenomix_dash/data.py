@@ -19,6 +19,7 @@ import pandas as pd
 from precompute.artifacts import ArtifactError, ArtifactStore, Stage
 from precompute.contract import ContractError
 from precompute.screen import Screen, load_screen
+from precompute.stages.registry import declared_outputs
 
 _lock = threading.Lock()
 _settings: Any = None
@@ -71,6 +72,27 @@ class PhenomixData:
         sample, the replicate-mAP sample); {} when it recorded nothing."""
         info = self.stage(*path).manifest.get("info")
         return dict(info) if isinstance(info, dict) else {}
+
+    def artifact(self, stage: str, name: str, embedder: str | None = None) -> Any:
+        """The output ``name`` that ``stage`` declares (precompute/stages/<stage>.py): an array
+        (memory-mapped), a table (read once, shared read-only) or a JSON object. Per-embedder stages
+        read ``embedder`` (default: the primary one), alignments the primary method. Raises KeyError
+        naming the stage and its declared outputs when ``name`` is not one of them."""
+        outputs = declared_outputs(stage)
+        if name not in outputs:
+            raise KeyError(f"stage {stage!r} declares no output {name!r}; it declares {', '.join(outputs)}")
+        path: tuple[str, ...] = (stage,)
+        node = self.run.get("stages", {}).get(stage)
+        if node is None:
+            raise DataUnavailable(f"the run {self.run_name!r} has no {stage} stage; rerun precompute")
+        if isinstance(node, dict):  # per embedder (and, for align, per method)
+            path += (embedder or self.primary_embedder,)
+            if isinstance(node.get(path[1]), dict):
+                path += (self.primary_align,)
+        if outputs[name] == "table":
+            return self._table(path, name)
+        st = self.stage(*path)
+        return st.array(name) if outputs[name] == "array" else st.json(name)
 
     def has_stage(self, *path: str) -> bool:
         node: Any = self.run.get("stages", {})
@@ -175,24 +197,21 @@ class PhenomixData:
 
     def well_embeddings(self, space: str = "aligned", embedder: str | None = None) -> np.ndarray:
         """(n_wells, d) memory-mapped; space 'raw' or 'aligned' (the primary alignment)."""
-        e = embedder or self.primary_embedder
-        if space == "raw":
-            return self.stage("embed", e).array("embeddings")
-        return self.stage("align", e, self.primary_align).array("embeddings")
+        return self.artifact("embed" if space == "raw" else "align", "embeddings", embedder)
 
     def umap(self, space: str = "aligned", embedder: str | None = None) -> np.ndarray:
         """(n, 2) UMAP coordinates: space 'raw' / 'aligned' (wells) or 'perturbations'."""
         if space not in ("raw", "aligned", "perturbations"):
             raise DataUnavailable(f"unknown UMAP space {space!r}")
-        return self.stage("project", embedder or self.primary_embedder).array(f"umap_{space}")
+        return self.artifact("project", f"umap_{space}", embedder)
 
     def perturbations(self, embedder: str | None = None) -> pd.DataFrame:
         """One row per perturbation entity (pert_id, perturbation_type, perturbation, level, ...)."""
-        return self._table(("aggregate", embedder or self.primary_embedder), "perturbations")
+        return self.artifact("aggregate", "perturbations", embedder)
 
     def unit_embeddings(self, embedder: str | None = None) -> np.ndarray:
         """(n_perturbations, d) L2-normalised aggregated embeddings, row order = perturbations()."""
-        return self.stage("aggregate", embedder or self.primary_embedder).array("unit_embeddings")
+        return self.artifact("aggregate", "unit_embeddings", embedder)
 
     def neighbours(self, embedder: str | None = None) -> dict[str, np.ndarray]:
         st = self.stage("relate", embedder or self.primary_embedder)
@@ -210,15 +229,15 @@ class PhenomixData:
 
     def null_similarity(self, embedder: str | None = None) -> np.ndarray:
         """Sorted cosine similarities of random perturbation pairs (the percentile null)."""
-        return self.stage("relate", embedder or self.primary_embedder).array("null_similarity")
+        return self.artifact("relate", "null_similarity", embedder)
 
     def well_metrics(self, embedder: str | None = None) -> pd.DataFrame:
         """Per well: distance_to_controls_{raw,aligned}, pc1_{raw,aligned} (row order = wells)."""
-        return self._table(("relate", embedder or self.primary_embedder), "well_metrics")
+        return self.artifact("relate", "well_metrics", embedder)
 
     def activity(self, embedder: str | None = None) -> pd.DataFrame:
         """Per perturbation: mAP against negative controls, p and q values, active (q < 0.05)."""
-        return self._table(("relate", embedder or self.primary_embedder), "activity")
+        return self.artifact("relate", "activity", embedder)
 
     # -- characterise: match significance, dose-response, feature drivers (docs/artifacts.md) ----
 
@@ -272,15 +291,15 @@ class PhenomixData:
 
     def dose_response(self, embedder: str | None = None) -> pd.DataFrame:
         """One row per compound with 3+ doses: its 4PL fit (precompute/dose_response.DoseFit columns)."""
-        return self._table(("characterise", embedder or self.primary_embedder), "dose_response")
+        return self.artifact("characterise", "dose_response", embedder)
 
     def dose_points(self, embedder: str | None = None) -> pd.DataFrame:
         """Per well of the fitted compounds: well_id, perturbation, concentration_um, plate, response."""
-        return self._table(("characterise", embedder or self.primary_embedder), "dose_points")
+        return self.artifact("characterise", "dose_points", embedder)
 
     def dose_controls(self, embedder: str | None = None) -> pd.DataFrame:
         """Per plate: the negative controls' median response and their count."""
-        return self._table(("characterise", embedder or self.primary_embedder), "dose_controls")
+        return self.artifact("characterise", "dose_controls", embedder)
 
     @property
     def driver_embedder(self) -> str | None:
@@ -315,10 +334,10 @@ class PhenomixData:
             raise DataUnavailable(f"{path}: no match calibration results ({err})") from None
 
     def benchmarks(self) -> dict[str, Any]:
-        return self.stage("evaluate").json("benchmarks")
+        return self.artifact("evaluate", "benchmarks")
 
     def benchmark_table(self, name: str) -> pd.DataFrame:
-        return self._table(("evaluate",), name)
+        return self.artifact("evaluate", name)
 
     def ground_truth(self, name: str) -> pd.DataFrame | None:
         """Annotation/truth tables shipped with the screen: relationships, compound_targets, ..."""
