@@ -15,6 +15,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, PhenomixData, get_data
+from phenomix_dash.figures.channel_attribution import channel_attribution_figure
 from phenomix_dash.figures.dose import dose_curve_figure
 from phenomix_dash.figures.drivers import driver_table, feature_group_figure, group_table
 from phenomix_dash.figures.missing import fmt_value
@@ -97,23 +98,40 @@ def _driver_rows(d: PhenomixData, pert: str) -> tuple[pd.DataFrame, np.ndarray, 
     return features, np.asarray(effect[rows[0]]), np.asarray(q[rows[0]]), e
 
 
+def channel_attribution_graph(d: PhenomixData, pert: str) -> dcc.Graph | None:
+    """The channel_attribution stage's bars for ``pert`` (primary embedder; a CA-MAE on an image
+    screen), None when the run has no such stage."""
+    e = d.primary_embedder
+    if not d.has_stage("channel_attribution", e):
+        return None
+    table = d.artifact("channel_attribution", "channel_attribution", e)
+    hit = table[table["pert_id"].astype(str) == pert]
+    fig = channel_attribution_figure(hit.iloc[0].to_dict() if len(hit) else None,
+                                     {"channels": list(d.channels), "sample": d.stage_info("channel_attribution", e).get("sample"),
+                                      "title": f"{pert}: which stains carry the phenotype ({e}, one channel left out)"})
+    return dcc.Graph(figure=fig, config=GRAPH_CONFIG, id="perturbation-channel-attribution-figure")
+
+
 def show_drivers(pert: str | None):
     hidden = {"display": "none"}
     if not isinstance(pert, str) or not pert:
         return None, {}, hidden
     try:
         d = get_data()
+        channels = channel_attribution_graph(d, pert)
         found = _driver_rows(d, pert)
         if found is None:
-            return message("This screen's embedders have no named features (pixel statistics or profiles), so no "
-                           "feature groups; channel attribution for image embeddings is not computed yet.", "light"), {}, hidden
+            if channels is not None:  # a Dash component's truth is its number of children: test for None
+                return channels, {}, hidden
+            return message("This screen's embedders have no named features (pixel statistics or profiles) and the "
+                           "run has no channel attribution (CA-MAE embedders only).", "light"), {}, hidden
         features, effect, q, e = found
         fig = feature_group_figure({pert: group_table(features, effect, q)},
                                    title=f"{pert}: feature groups ({e} features, {len(features)} in all)")
         n_sig = int((q < 0.05).sum())
         note = html.Div(f"{n_sig} of {len(features)} features move at q < 0.05 (BH over this perturbation's features).",
                         className="small")
-        return note, fig, {}
+        return (note if channels is None else html.Div([channels, note])), fig, {}
     except (DataUnavailable, ValueError) as err:
         return message(str(err), "light"), {}, hidden
 

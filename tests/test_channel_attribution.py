@@ -212,3 +212,21 @@ def test_stage_writes_a_sampled_table_for_the_mae_only(tiny_store):
     assert sample["caption"].startswith(f"sampled: {sample['perturbations']} of {sample['perturbations_total']}")
     no_phenotype = table[~table["has_phenotype"].astype(bool)]
     assert no_phenotype[channels].isna().all().all()
+
+
+def test_perturbation_page_shows_the_attribution_above_the_feature_groups(app_data, tiny_store):
+    from dash import dcc
+
+    from phenomix_dash.perturbation_character import show_drivers
+
+    table = app_data.artifact("channel_attribution", "channel_attribution", "mae")
+    sampled = str(table["pert_id"].iloc[0])
+    children, _, _ = show_drivers(sampled)
+    graphs = [c for c in getattr(children, "children", []) if isinstance(c, dcc.Graph)]
+    assert graphs and graphs[0].id == "perturbation-channel-attribution-figure"
+    assert "sampled:" in graphs[0].figure.layout.title.text
+    others = app_data.perturbations("mae")["pert_id"].astype(str)
+    unsampled = next(p for p in others if p not in set(table["pert_id"].astype(str)))
+    children, _, _ = show_drivers(unsampled)
+    graph = next(c for c in children.children if isinstance(c, dcc.Graph))
+    assert "not among the sampled perturbations" in graph.figure.layout.annotations[0].text
