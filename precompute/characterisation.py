@@ -23,17 +23,16 @@ import numpy as np
 import pandas as pd
 
 from precompute.screen import Screen
+from precompute.significance import MatchNull, PairFamily, _overlap_key, family_pairs, pair_family, pair_pvalue
 
 FAMILY_EXACT_MAX = 4_000_000  # 32 MB of float64 p-values; larger families are sampled
 N_DRAWS = 500
 
 
 def neighbour_significance(unit: np.ndarray, means: np.ndarray, idx: np.ndarray, entities: pd.DataFrame,
-                           null: Any, family: Any) -> tuple[np.ndarray, np.ndarray]:
+                           null: MatchNull, family: PairFamily) -> tuple[np.ndarray, np.ndarray]:
     """p and q (float64, shape of ``idx``) of each (row, idx[row, j]) neighbour pair. NaN where the
     two share wells (a compound's pooled entity and one of its doses): such pairs are not tested."""
-    from precompute.significance import _overlap_key, pair_pvalue
-
     n, k = idx.shape
     a = np.repeat(np.arange(n), k)
     b = np.asarray(idx, dtype=np.int64).ravel()
@@ -47,12 +46,10 @@ def neighbour_significance(unit: np.ndarray, means: np.ndarray, idx: np.ndarray,
     return p.reshape(n, k), q.reshape(n, k)
 
 
-def sampled_family(unit: np.ndarray, means: np.ndarray, entities: pd.DataFrame, null: Any, *,
-                   max_pairs: int = FAMILY_EXACT_MAX, seed: int = 0) -> tuple[Any, dict[str, Any]]:
+def sampled_family(unit: np.ndarray, means: np.ndarray, entities: pd.DataFrame, null: MatchNull, *,
+                   max_pairs: int = FAMILY_EXACT_MAX, seed: int = 0) -> tuple[PairFamily, dict[str, Any]]:
     """The BH family's sorted p-values: every pair when there are at most ``max_pairs``, else a
     seeded uniform sample of ``max_pairs`` of them. Returns (PairFamily, info for the manifest)."""
-    from precompute.significance import PairFamily, family_pairs, pair_family, pair_pvalue
-
     a, b = family_pairs(entities)
     if a.size <= max_pairs:
         fam = pair_family(unit, means, entities, null)

@@ -110,9 +110,16 @@ def test_large_families_keep_a_seeded_sample_and_say_so(store):
     """Above the cap the family's p-values are a sample (its q an estimate), labelled with both counts."""
     from phenomix_dash.data import PhenomixData
     from precompute.characterisation import sampled_family
+    from precompute.significance import MatchNull, PairFamily
 
     d = PhenomixData(store)
-    null, full, unit, means = d._significance_parts(d.primary_embedder)
+    e = d.primary_embedder
+    st = d.stage("characterise", e)  # the stored null and family, as the stage wrote them
+    null = MatchNull(*(np.asarray(st.array(f"null_{n}", mmap=False)) for n in ("signature", "mean", "sd", "center", "scale")),
+                     int(d.stage_info("characterise", e)["significance"]["n_draws"]))
+    full = PairFamily(np.asarray(st.array("family_sorted_p", mmap=False)))
+    unit = np.asarray(d.unit_embeddings(e))
+    means = np.asarray(d.stage("aggregate", e).array("embeddings", mmap=False))
     fam, info = sampled_family(unit, means, d.perturbations(), null, max_pairs=500, seed=0)
     assert info == {"family_pairs": full.size, "p_values_kept": 500, "sampled": True, "note": info["note"]}
     assert fam.size == 500 and np.all(np.diff(fam.sorted_p) >= 0)
