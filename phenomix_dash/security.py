@@ -96,17 +96,6 @@ def safe_int(value: Any, lo: int, hi: int, default: int | None = None) -> int | 
     return i if lo <= i <= hi else default
 
 
-def safe_float(value: Any, lo: float, hi: float, default: float | None = None) -> float | None:
-    """A finite float within [lo, hi], else ``default``."""
-    if isinstance(value, bool):
-        return default
-    try:
-        f = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return default
-    return f if math.isfinite(f) and lo <= f <= hi else default
-
-
 def bounded_list(values: Any, max_len: int = MAX_LIST,
                  allowed: Iterable[str] | Callable[[str], bool] | None = None) -> list:
     """A list of at most ``max_len`` scalars (str/int/float, strings checked as `safe_id` with
