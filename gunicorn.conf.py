@@ -8,6 +8,8 @@ Everything comes from PHENOMIX_* variables (see docs/team.md):
     PHENOMIX_THREADS (2)                               threads per worker
     PHENOMIX_TIMEOUT (120)                             seconds before a stuck worker is replaced
     PHENOMIX_AUTH_FILE / PHENOMIX_TRUST_HEADER         authentication (phenomix_dash/auth.py)
+    PHENOMIX_HOME (./var)                              its cache/dashboard/ folder is the cache the
+                                                       workers share (phenomix_dash/cache.py)
 
 A ``--bind`` on the command line wins over PHENOMIX_HOST/PORT; the exposure check runs on
 whatever is finally bound.

@@ -53,8 +53,8 @@ class InProcess:
 
 def start_app(store: Path) -> tuple[InProcess, float]:
     """The app on ``store`` as a server starts it; returns once its background warm-up is done."""
+    from phenomix.settings import Settings
     from phenomix_dash import create_app
-    from phenomix_dash.settings import Settings
 
     app = create_app(Settings(store=store))
     t0 = time.perf_counter()
@@ -133,7 +133,7 @@ def layout_body(deps: list[dict], path: str) -> dict:
 
 
 def main() -> int:
-    from phenomix_dash.settings import default_store
+    from phenomix.settings import default_store
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--screen", default="demo")

@@ -11,12 +11,13 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from . import data, ids, security
+from phenomix.settings import ASSETS_DIR, Settings
+
+from . import cache, data, ids, security
 from .auth import install_auth
 from .components import navbar, provenance_footer
-from .settings import Settings
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = ASSETS_DIR  # the checkout's assets/, or the copy installed with the package
 PAGES = Path(__file__).resolve().parent / "pages"
 
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, environ: dict[str, str] | None 
     """
     settings = settings or Settings.from_env()
     data.configure(settings)
+    shared = cache.configure_disk()
     app = dash.Dash(
         __name__,
         use_pages=True,
@@ -42,6 +44,9 @@ def create_app(settings: Settings | None = None, environ: dict[str, str] | None 
         # A callback that raises is logged server-side and answered with "no update", never
         # with a traceback; pages still validate their inputs and show plain messages.
         on_error=security.callback_error_handler,
+        # Exports run as background callbacks: in a child process, off the worker's threads, with
+        # their results passed back through the dashboard's shared disk cache.
+        background_callback_manager=_background_manager(str(shared.directory)),
     )
     try:
         prov = data.get_data().provenance()
@@ -63,6 +68,13 @@ def create_app(settings: Settings | None = None, environ: dict[str, str] | None 
     app.server.test_client().get("/_dash-dependencies")
     threading.Thread(target=_warm_pages, name="phenomix-warm-up", daemon=True).start()
     return app
+
+
+@cache.memoize(None)
+def _background_manager(directory: str) -> dash.DiskcacheManager:
+    """One manager per cache folder and process: Dash registers every background callback with
+    every manager ever made, so a new one per app would pile up."""
+    return dash.DiskcacheManager(cache.disk_cache())
 
 
 def _warm_pages() -> None:

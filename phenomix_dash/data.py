@@ -8,26 +8,20 @@ user can act on, which pages show instead of a traceback.
 
 from __future__ import annotations
 
-import threading
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from phenomix_dash.cache import memoize
 from precompute.artifacts import ArtifactError, ArtifactStore, Stage
 from precompute.contract import ContractError
 from precompute.screen import Screen, load_screen
 from precompute.stages.registry import declared_outputs
 
-_lock = threading.Lock()
 _settings: Any = None
-# Stages whose files were checked against their manifest checksums in this process: a corrupted
-# artifact is named the first time a page asks for it instead of being served (hashing once per
-# stage and process keeps later requests free of that cost).
-_verified: set[tuple[str, str, str]] = set()
-_verify_lock = threading.Lock()
 
 
 class DataUnavailable(RuntimeError):
@@ -57,12 +51,7 @@ class PhenomixData:
         name = path[0]
         try:
             st = self.store.open_stage(name, node)
-            ident = (str(self.store_root), name, str(node))
-            if ident not in _verified:
-                with _verify_lock:  # one thread hashes, the others wait for its verdict
-                    if ident not in _verified:
-                        st.verify()
-                        _verified.add(ident)
+            _verify(st, str(self.store_root), name, str(node))
             return st
         except ArtifactError as err:
             raise DataUnavailable(f"{err} (rerun `python -m precompute run --force {name}` to rebuild it)") from None
@@ -254,22 +243,6 @@ class PhenomixData:
         st = self.stage("characterise", embedder or self.primary_embedder)
         return {f"{side}_{v}": st.array(f"neighbours_{side}_{v}") for side in ("top", "bottom") for v in ("p", "q")}
 
-    def _significance_parts(self, embedder: str) -> tuple[Any, Any, np.ndarray, np.ndarray]:
-        from precompute.significance import MatchNull, PairFamily
-
-        cache = self.__dict__.setdefault("_significance", {})
-        with _lock:
-            if embedder not in cache:
-                st = self.stage("characterise", embedder)
-                n_draws = int(st.manifest.get("info", {}).get("significance", {}).get("n_draws", 0))
-                null = MatchNull(*(np.asarray(st.array(f"null_{n}", mmap=False))
-                                   for n in ("signature", "mean", "sd", "center", "scale")), n_draws)
-                agg = self.stage("aggregate", embedder)
-                cache[embedder] = (null, PairFamily(np.asarray(st.array("family_sorted_p", mmap=False))),
-                                   np.asarray(agg.array("unit_embeddings", mmap=False)),
-                                   np.asarray(agg.array("embeddings", mmap=False)))
-        return cache[embedder]
-
     def pair_significance(self, query: int, targets: np.ndarray, embedder: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """p and BH q of (query, target) pairs, rows of perturbations(), on demand from the stored
         null and family (nothing expensive is recomputed). NaN where the pair shares wells (a
@@ -277,7 +250,7 @@ class PhenomixData:
         from precompute.significance import _overlap_key, pair_pvalue
 
         e = embedder or self.primary_embedder
-        null, family, unit, means = self._significance_parts(e)
+        null, family, unit, means = _significance_parts(self, e)
         t = np.asarray(targets, dtype=np.int64)
         a = np.full(t.size, int(query), dtype=np.int64)
         p = pair_pvalue(unit, means, a, t, null) if t.size else np.empty(0)
@@ -348,22 +321,45 @@ class PhenomixData:
 
     def _table(self, path: tuple[str, ...], name: str) -> pd.DataFrame:
         """Tables are small next to the arrays: read once per process, then shared read-only."""
-        cache = self.__dict__.setdefault("_tables", {})
-        with _lock:
-            if (path, name) not in cache:
-                cache[(path, name)] = self.stage(*path).table(name)
-        return cache[(path, name)]
+        return _stage_table(self, path, name)
+
+
+# Stages whose files were checked against their manifest checksums in this process: a corrupted
+# artifact is named the first time a page asks for it instead of being served (hashing once per
+# stage and process keeps later requests free of that cost; callers of one stage wait for its verdict).
+@memoize(None, key=lambda st, store, name, node: (store, name, node))
+def _verify(st: Stage, store: str, name: str, node: str) -> bool:
+    st.verify()
+    return True
+
+
+@memoize(256, store=True)
+def _stage_table(d: PhenomixData, path: tuple[str, ...], name: str) -> pd.DataFrame:
+    return d.stage(*path).table(name)
+
+
+@memoize(8, store=True)
+def _significance_parts(d: PhenomixData, embedder: str) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+    """The stored match null, the pair family and the aggregated embeddings, read into RAM once."""
+    from precompute.significance import MatchNull, PairFamily
+
+    st = d.stage("characterise", embedder)
+    n_draws = int(st.manifest.get("info", {}).get("significance", {}).get("n_draws", 0))
+    null = MatchNull(*(np.asarray(st.array(f"null_{n}", mmap=False))
+                       for n in ("signature", "mean", "sd", "center", "scale")), n_draws)
+    agg = d.stage("aggregate", embedder)
+    return (null, PairFamily(np.asarray(st.array("family_sorted_p", mmap=False))),
+            np.asarray(agg.array("unit_embeddings", mmap=False)), np.asarray(agg.array("embeddings", mmap=False)))
 
 
 def configure(settings: Any) -> None:
     """Called once by create_app; pages read through get_data()."""
     global _settings
-    with _lock:
-        _settings = settings
-        _cached.cache_clear()
+    _settings = settings
+    _cached.cache_clear()
 
 
-@lru_cache(maxsize=4)
+@memoize(4)
 def _cached(store: str, run: str) -> PhenomixData:
     return PhenomixData(Path(store), run)
 

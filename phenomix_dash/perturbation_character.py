@@ -20,17 +20,19 @@ from phenomix_dash.figures.dose import dose_curve_figure
 from phenomix_dash.figures.drivers import driver_table, feature_group_figure, group_table
 from phenomix_dash.figures.missing import fmt_value
 from phenomix_dash.figures.significance import significance_columns, significant_only, with_significance
+from phenomix_dash.ids import (
+    PERT_DOSE,
+    PERT_DRIVERS,
+    PERT_DRIVERS_BTN,
+    PERT_DRIVERS_DL,
+    PERT_DRIVERS_FIG,
+    PERT_PAIR,
+    PERT_PAIR_WITH,
+    PERT_SEARCH,
+    PERT_SIG_ONLY,
+)
 
-PERT_SIG_ONLY = "perturbation-significant-only"
-PERT_DRIVERS = "perturbation-drivers"
-PERT_DRIVERS_FIG = "perturbation-drivers-figure"
-PERT_DRIVERS_BTN = "perturbation-drivers-download-button"
-PERT_DRIVERS_DL = "perturbation-drivers-download"
-PERT_PAIR = "perturbation-pair"
-PERT_PAIR_WITH = "perturbation-pair-with"
 PAIR_ROWS = 15
-PERT_DOSE = "perturbation-dose"
-PERT_SEARCH = "perturbation-search"  # the page's perturbation chooser (pages/perturbation.py)
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg", "filename": "perturbation"}}
 
 
@@ -239,7 +241,7 @@ def register_callbacks() -> None:
     callback(Output(PERT_DRIVERS, "children"), Output(PERT_DRIVERS_FIG, "figure"), Output(PERT_DRIVERS_FIG, "style"),
              Input(PERT_SEARCH, "value"))(show_drivers)
     callback(Output(PERT_DRIVERS_DL, "data"), Input(PERT_DRIVERS_BTN, "n_clicks"), State(PERT_SEARCH, "value"),
-             prevent_initial_call=True)(download_drivers)
+             prevent_initial_call=True, background=True)(download_drivers)
     callback(Output(PERT_DOSE, "children"), Input(PERT_SEARCH, "value"))(show_dose)
     callback(Output(PERT_PAIR_WITH, "options"), Output(PERT_PAIR_WITH, "value"), Input(PERT_SEARCH, "value"))(pair_options)
     callback(Output(PERT_PAIR, "children"), Input(PERT_PAIR_WITH, "value"), State(PERT_SEARCH, "value"))(show_pair)

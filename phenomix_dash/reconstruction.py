@@ -12,18 +12,15 @@ next to its controls are compared on one intensity scale rather than each stretc
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from phenomix_dash.cache import memoize
 from phenomix_dash.data import DataUnavailable, PhenomixData
 from phenomix_dash.figures.images import DEFAULT_PERCENTILES, channel_colour
-
-_lock = threading.Lock()
 
 
 class ReconstructionUnavailable(DataUnavailable):
@@ -38,7 +35,7 @@ def checkpoint_of(d: PhenomixData) -> Path | None:
     return Path(ckpt) if ckpt else None
 
 
-@lru_cache(maxsize=2)
+@memoize(2)
 def _load(path: str) -> tuple[Any, Any, dict]:
     from precompute.embed.checkpoint import CheckpointError, load_checkpoint
 
@@ -55,8 +52,7 @@ def load_model(d: PhenomixData) -> tuple[Any, Any, dict]:
         raise ReconstructionUnavailable(
             "this run has no MAE checkpoint (it was embedded without the MAE), so there is no model to "
             "reconstruct with; rerun precompute with the 'mae' embedder to see reconstructions")
-    with _lock:
-        return _load(str(ckpt))
+    return _load(str(ckpt))
 
 
 def model_input_size(d: PhenomixData) -> int:

@@ -5,22 +5,19 @@ of well ids: a region is a few dozen numbers whatever the screen size, fits in t
 server turns it back into rows with one vectorised pass (`points_in_polygon`).
 
 The map's views of the store (colour arrays, hover texts, id -> row lookups, rows in a region)
-are cached per process with `cached_on_store`, keyed on the store path, run and options, so a
-repeated callback costs a dictionary lookup. They only read through PhenomixData's public methods.
+are memoized on the store's identity and options (`phenomix_dash.cache`), so a repeated callback
+costs a dictionary lookup. They only read through PhenomixData's public methods.
 """
 
 from __future__ import annotations
 
 import io
-import math
-import threading
-from collections.abc import Callable
-from functools import lru_cache, wraps
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from phenomix_dash.cache import memoize
 from phenomix_dash.data import DataUnavailable
 
 MAX_VERTICES = 64
@@ -169,79 +166,6 @@ def tile_rows(n: int, k: int = 6, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
 
 
-# -- per-store cache --------------------------------------------------------------------------
-
-class _StoreKey:
-    """Hashes as the store path and run, carrying the data object through lru_cache untouched."""
-
-    __slots__ = ("data", "key")
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
-        self.key = (str(data.store_root), data.run_name)
-
-    def __hash__(self) -> int:
-        return hash(self.key)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _StoreKey) and other.key == self.key
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        value.setflags(write=False)
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            _freeze(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _freeze(v)
-    return value
-
-
-def _thaw_frames(value: Any) -> Any:
-    """DataFrames cannot be made read-only: hand out shallow copies (top level, or directly inside
-    a tuple/dict) so callers cannot rebind or add columns of the cached one. Other values are
-    returned as they are, so a cache hit costs no copying."""
-    def one(v: Any) -> Any:
-        return v.copy(deep=False) if isinstance(v, pd.DataFrame) else v
-
-    if isinstance(value, tuple):
-        return tuple(one(v) for v in value)
-    if isinstance(value, dict) and any(isinstance(v, pd.DataFrame) for v in value.values()):
-        return {k: one(v) for k, v in value.items()}
-    return one(value)
-
-
-def cached_on_store(maxsize: int = 32) -> Callable:
-    """Decorator: ``fn(data, *options)`` cached per process on (store path, run, *options).
-
-    Options must be hashable. Arrays in the result are made read-only. Used for cheap statistics
-    over stored arrays that callbacks repeat (position similarity, plate centroids, profiles).
-    """
-    def deco(fn: Callable) -> Callable:
-        lock = threading.Lock()
-
-        @lru_cache(maxsize=maxsize)
-        def inner(key: _StoreKey, *args: Any) -> Any:
-            return _freeze(fn(key.data, *args))
-
-        @wraps(fn)
-        def wrapper(data: Any, *args: Any) -> Any:
-            with lock:  # one computation per key even when callbacks race
-                return _thaw_frames(inner(_StoreKey(data), *args))
-
-        wrapper.cache_clear = inner.cache_clear  # type: ignore[attr-defined]
-        wrapper.cache_info = inner.cache_info  # type: ignore[attr-defined]
-        return wrapper
-
-    return deco
-
-
-def finite_or_none(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
 # -- the map's cached views of the store ------------------------------------------------------
 
 LEVELS = ("wells", "perturbations")
@@ -256,7 +180,7 @@ def _check_level(level: str) -> None:
         raise SelectionError(f"unknown map level {level!r} (wells or perturbations)")
 
 
-@cached_on_store(maxsize=8)
+@memoize(8, store=True, disk=True)
 def colour_table(d: Any, level: str) -> pd.DataFrame:
     """The table the map colours by: wells + well metrics, or perturbations + activity (row order kept)."""
     _check_level(level)
@@ -275,7 +199,7 @@ def colour_table(d: Any, level: str) -> pd.DataFrame:
     return perts
 
 
-@cached_on_store(maxsize=4)
+@memoize(4, store=True, disk=True)
 def colour_options(d: Any, level: str) -> list[dict[str, str]]:
     """Dropdown options: the derived colourings first, then every other column that varies."""
     from phenomix_dash.figures.map import DERIVED_COLOURS
@@ -290,7 +214,7 @@ def colour_options(d: Any, level: str) -> list[dict[str, str]]:
     return opts
 
 
-@cached_on_store(maxsize=32)
+@memoize(32, store=True)
 def colour_spec(d: Any, level: str, color: str):
     from phenomix_dash.figures.map import colour_values
 
@@ -301,7 +225,7 @@ _SHORT_TYPE = {"negative_control": "neg. control", "positive_control": "pos. con
                "orf": "ORF", "compound": "compound"}
 
 
-@cached_on_store(maxsize=4)
+@memoize(4, store=True, disk=True)
 def hover_texts(d: Any, level: str) -> np.ndarray:
     """One short hover text per point (well position, plate, perturbation). Kept terse on purpose:
     at 100,000 wells every character here is 100 kB of the first page load. An object array (read-only
@@ -322,7 +246,7 @@ def _objects(items: Any) -> np.ndarray:
     return np.array(list(items), dtype=object)
 
 
-@cached_on_store(maxsize=8)
+@memoize(8, store=True)
 def point_coordinates(d: Any, level: str, space: str) -> np.ndarray:
     """(n, 2) float32 UMAP coordinates of the map's points (perturbations have one space)."""
     _check_level(level)
@@ -333,7 +257,7 @@ def point_coordinates(d: Any, level: str, space: str) -> np.ndarray:
     return np.asarray(d.umap(space), dtype=np.float32)
 
 
-@cached_on_store(maxsize=4)
+@memoize(4, store=True)
 def _pert_index(d: Any) -> dict[str, int]:
     return {p: i for i, p in enumerate(d.perturbations()["pert_id"].astype(str))}
 
@@ -345,7 +269,7 @@ def point_index(d: Any, level: str, point_id: str | None) -> int | None:
     return d.well_index.get(point_id) if level == "wells" else _pert_index(d).get(point_id)
 
 
-@cached_on_store(maxsize=64)
+@memoize(64, store=True)
 def region_rows(d: Any, level: str, sel: str) -> np.ndarray:
     """Rows (of wells or perturbations) inside an encoded selection region, ascending."""
     decoded = decode_region(sel)

@@ -50,8 +50,8 @@ def _wait(url: str, timeout: float = 60) -> None:
 def _examples(screen: str) -> dict[str, str]:
     """A treated well with images and an active perturbation, so the pictures show something."""
     sys.path.insert(0, str(REPO))
+    from phenomix.settings import default_store
     from phenomix_dash.data import PhenomixData
-    from phenomix_dash.settings import default_store
 
     d = PhenomixData(default_store(screen))
     wells = d.wells

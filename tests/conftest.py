@@ -93,9 +93,9 @@ def ckpt_store(tiny_store, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def app_data(tiny_store):
     """The app built on the tiny store (pages registered) and its data reader, for in-process page tests."""
+    from phenomix.settings import Settings
     from phenomix_dash import create_app
     from phenomix_dash.data import get_data
-    from phenomix_dash.settings import Settings
 
     create_app(Settings(store=tiny_store))
     return get_data()

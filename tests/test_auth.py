@@ -49,8 +49,8 @@ def users_file(tmp_path_factory) -> Path:
 
 
 def _app(store: Path, environ: dict[str, str]):
+    from phenomix.settings import Settings
     from phenomix_dash import create_app
-    from phenomix_dash.settings import Settings
 
     app = create_app(Settings(store=store), environ=environ)
     client = app.server.test_client()

@@ -14,8 +14,8 @@ MATCH_CELLS = "#perturbation-neighbour-tables .ag-center-cols-container [col-id=
 
 @pytest.fixture
 def app(tiny_store):
+    from phenomix.settings import Settings
     from phenomix_dash import create_app
-    from phenomix_dash.settings import Settings
 
     return create_app(Settings(store=tiny_store))
 

@@ -14,8 +14,8 @@ RAW = "#map-raw-figure"
 
 @pytest.fixture
 def map_app(tiny_store):
+    from phenomix.settings import Settings
     from phenomix_dash import create_app
-    from phenomix_dash.settings import Settings
 
     return create_app(Settings(store=tiny_store))
 

@@ -18,8 +18,8 @@ _GRAPH = "const g = document.querySelector('#map-aligned-figure .js-plotly-plot'
 
 @pytest.fixture
 def map_app(tiny_store):
+    from phenomix.settings import Settings
     from phenomix_dash import create_app
-    from phenomix_dash.settings import Settings
 
     return create_app(Settings(store=tiny_store))
 

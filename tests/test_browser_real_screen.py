@@ -35,9 +35,9 @@ def _points_drawn(dash_duo, graph: str) -> int | None:
 
 
 def test_every_page_opens_on_the_real_screen_and_shows_it(dash_duo, real_store):
+    from phenomix.settings import Settings
     from phenomix_dash import create_app
     from phenomix_dash.data import PhenomixData
-    from phenomix_dash.settings import Settings
     from precompute.real_screen import LINCS_BATCH, MOA_BATCH
 
     d = PhenomixData(real_store)

@@ -39,7 +39,7 @@ def check_store_as_a_reader(root: Path) -> int:
     d = PhenomixData(root)
     n = 0
     for path in _stage_paths(d.run["stages"]):
-        dash_data._verified.clear()  # verify again on every pass, not once per process
+        dash_data._verify.cache_clear()  # verify again on every pass, not once per process
         d.stage(*path)
         n += 1
     store = ArtifactStore(root, create=False)
@@ -174,8 +174,8 @@ def test_deleted_file_is_named(small_store):
 
 def test_a_page_shows_the_corruption_as_a_message(small_store):
     """The overview page of a store whose wells table was edited: a message, not a traceback."""
+    from phenomix.settings import Settings
     from phenomix_dash import create_app
-    from phenomix_dash.settings import Settings
 
     _flip_byte(small_store / "ingest-k0" / "wells.parquet", 40)
     create_app(Settings(store=small_store))

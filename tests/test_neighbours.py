@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from phenomix_dash.annotations import Annotations
 from phenomix_dash.neighbours import (
-    Annotations,
     NeighbourError,
     NeighbourIndex,
     entity_label,

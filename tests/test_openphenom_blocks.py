@@ -104,8 +104,8 @@ def test_the_benchmarks_page_plots_the_runs_block_scores(tiny_store):
     the page's section draws one point per block and names the chosen block."""
     import importlib
 
+    from phenomix.settings import Settings
     from phenomix_dash import create_app, data
-    from phenomix_dash.settings import Settings
 
     create_app(Settings(store=tiny_store))
     d = data.get_data()

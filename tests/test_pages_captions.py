@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from phenomix_dash.data import PhenomixData
+from phenomix_dash.map_panels import N_TILES
+from phenomix_dash.map_views import full_figure
 
 
 @pytest.fixture(scope="module")
 def pages(tiny_store):
+    from phenomix.settings import Settings
     from phenomix_dash import create_app
-    from phenomix_dash.settings import Settings
 
     create_app(Settings(store=tiny_store))
     return {n: sys.modules[f"phenomix_dash.pages.{n}"] for n in ("map", "plates", "benchmarks")}
@@ -26,11 +28,13 @@ def sampled_store(tiny_screen, tmp_path_factory):
     """The tiny screen with every sample limit below its size: UMAP fitted on 100 wells, replicate
     mAP over 5 perturbations, batch metrics on 100 wells."""
     import precompute.evaluation.scorecard as sc
+    import precompute.stages.evaluate as evaluate_stage
     from precompute.pipeline import RunConfig, run_pipeline
 
     mp = pytest.MonkeyPatch()
     real = sc.batch_metrics
     mp.setattr(sc, "MAX_REPLICATE_ENTITIES", 5)
+    mp.setattr(evaluate_stage, "MAX_REPLICATE_ENTITIES", 5)  # the stage records what the scorecard sampled
     mp.setattr(sc, "batch_metrics", lambda *a, **k: real(*a, **{**k, "max_samples": 100}))
     store = tmp_path_factory.mktemp("sampled") / "store"
     try:
@@ -48,10 +52,10 @@ def _titles(fig) -> str:
 
 
 def test_nothing_sampled_nothing_said(pages, tiny_store):
-    m, p = pages["map"], pages["plates"]
+    p = pages["plates"]
     d = PhenomixData(tiny_store)
     for level, space in (("wells", "raw"), ("wells", "aligned"), ("perturbations", "aligned")):
-        title = m.full_figure(d, level, space, "perturbation_type", None, None).layout.title.text
+        title = full_figure(d, level, space, "perturbation_type", None, None).layout.title.text
         assert "fitted" not in title and " of " not in title and "sample" not in title, title
     assert d.stage_info("evaluate")["replicate_map"]["queried"] == d.stage_info("evaluate")["replicate_map"]["with_replicates"]
     from phenomix_dash.selection import benchmark_captions
@@ -68,7 +72,7 @@ def test_sampled_store_names_both_counts_where_results_are_shown(pages, sampled_
     d = PhenomixData(sampled_store)
     n = len(d.wells)
     assert n > 100
-    title = m.full_figure(d, "wells", "raw", "perturbation_type", None, None).layout.title.text
+    title = full_figure(d, "wells", "raw", "perturbation_type", None, None).layout.title.text
     assert f"UMAP fitted on 100 of {n:,} wells" in title
     info = d.stage_info("evaluate")
     total = info["replicate_map"]["with_replicates"]
@@ -94,12 +98,12 @@ def test_selection_images_say_how_many_of_the_selected_wells_they_show(pages, ti
     n = len(region_rows(d, "wells", sel))
     tiles = m.selection_views(d, "wells", sel, None)[-1]
     heading = next(c for c in _walk(tiles) if getattr(c, "id", None) == "map-selection-tiles-heading")
-    assert heading.children == f"Images: {m.N_TILES} of {n:,} wells"
+    assert heading.children == f"Images: {N_TILES} of {n:,} wells"
 
 
 def _benchmarks_layout(page, store):
+    from phenomix.settings import Settings
     from phenomix_dash import data
-    from phenomix_dash.settings import Settings
 
     before = data._settings
     data.configure(Settings(store=store))

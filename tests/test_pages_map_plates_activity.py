@@ -12,7 +12,6 @@ from page_helpers import page
 
 from phenomix_dash.selection import (
     SelectionError,
-    cached_on_store,
     decode_region,
     encode_region,
     points_in_polygon,
@@ -59,20 +58,6 @@ def test_regions_round_trip_through_the_url_and_junk_is_refused():
     for junk in ("raw", "xyz:1,2;3,4;5,6", "raw:1,2;3", "raw:a,b;c,d;e,f", "raw:1,2;3,4", "raw:" + "1,1;" * 900):
         with pytest.raises(SelectionError):
             decode_region(junk)
-
-
-def test_cached_on_store_keys_on_the_store_and_freezes_arrays(app_data):
-    calls = []
-
-    @cached_on_store()
-    def stat(d, k):
-        calls.append(k)
-        return np.arange(k)
-
-    a, b = stat(app_data, 3), stat(app_data, 3)
-    assert calls == [3] and a is b and not a.flags.writeable
-    stat(app_data, 4)
-    assert calls == [3, 4]
 
 
 # -- map -----------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from dash import html
 
+from phenomix.settings import Settings
 from phenomix_dash import data
-from phenomix_dash.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -50,8 +50,8 @@ class FlaskClient:
 
 @pytest.fixture(scope="module")
 def app(tiny_store):
+    from phenomix.settings import Settings
     from phenomix_dash import create_app
-    from phenomix_dash.settings import Settings
 
     app = create_app(Settings(store=tiny_store), environ={})
     assert app.server.test_client().get("/").status_code == 200  # claims the pages' callbacks

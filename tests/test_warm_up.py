@@ -14,24 +14,25 @@ def _wait_for_warm_up() -> None:
 
 
 def _caches(*modules) -> list:
-    """The per-process caches (functools.lru_cache and cached_on_store) defined in ``modules``."""
+    """The memoized functions (phenomix_dash.cache) in ``modules``."""
     return [f for m in modules for f in vars(m).values()
             if callable(getattr(f, "cache_info", None)) and callable(getattr(f, "cache_clear", None))]
 
 
 def test_start_draws_the_map_once_so_the_first_visitor_finds_it_cached(tiny_store):
+    import phenomix_dash.map_views as map_views
     import phenomix_dash.selection as selection
+    from phenomix.settings import Settings
     from phenomix_dash import create_app
     from phenomix_dash.data import get_data
-    from phenomix_dash.settings import Settings
 
     _wait_for_warm_up()  # an earlier test's app must not fill the caches behind our back
-    for f in _caches(selection):
+    for f in _caches(selection, map_views):
         f.cache_clear()  # earlier tests in this process may have drawn the map already
     create_app(Settings(store=tiny_store))  # the page module (and its own caches) is loaded afresh
     map_page = sys.modules["phenomix_dash.pages.map"]
     _wait_for_warm_up()
-    caches = _caches(selection, map_page)
+    caches = _caches(selection, map_views, map_page)
     warmed = [f.cache_info() for f in caches]
     assert sum(i.currsize for i in warmed) > 0, "nothing was cached at start"
     # The first visitor's view (the page's defaults): every cached step must be a hit, none computed.
@@ -43,8 +44,8 @@ def test_start_draws_the_map_once_so_the_first_visitor_finds_it_cached(tiny_stor
 
 
 def test_a_failing_warm_up_is_logged_not_raised(tiny_store, monkeypatch, caplog):
+    from phenomix.settings import Settings
     from phenomix_dash import _warm_pages, create_app
-    from phenomix_dash.settings import Settings
 
     create_app(Settings(store=tiny_store))
     _wait_for_warm_up()

@@ -15,13 +15,13 @@ its row without shipping indices to the browser.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from phenomix_dash.cache import memoize
 from precompute.contract import PLATE_FORMATS, row_letters
 
 from .palette import (
@@ -295,7 +295,7 @@ def split_positions(positions: np.ndarray, split: tuple[np.ndarray, np.ndarray] 
     return positions.tolist(), np.flatnonzero(np.isin(split[1], positions)).tolist()
 
 
-@lru_cache(maxsize=16)
+@memoize(16)
 def _sample(n: int, max_points: int, sample_size: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(n, size=sample_size, replace=False)).astype(np.int64)

@@ -15,30 +15,32 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from phenomix_dash import ids
+from phenomix_dash.cache import memoize
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.figures.activity import activity_table, distance_distribution_figure, filter_activity, volcano_figure
 from phenomix_dash.figures.dose import with_dose_columns
 from phenomix_dash.figures.missing import fmt_value, js_number_formatter
 from phenomix_dash.figures.palette import NO_VALUE, PERTURBATION_TYPE_LABELS
-from phenomix_dash.selection import cached_on_store
+from phenomix_dash.ids import (
+    ACT_ACTIVE,
+    ACT_COUNT,
+    ACT_DIST,
+    ACT_DOWNLOAD,
+    ACT_EXPORT,
+    ACT_GRID,
+    ACT_KIND,
+    ACT_SEARCH,
+    ACT_SPACE,
+    ACT_TYPES,
+    ACT_URL,
+    ACT_VOLCANO,
+    ACT_VOLCANO_INFO,
+)
 from precompute.contract import PERTURBATION_TYPES
 
 dash.register_page(__name__, path="/activity", name="Activity", title="Phenomix · activity", order=3)
 
-ACT_URL = "activity-url"
-ACT_SPACE = "activity-space"
-ACT_KIND = "activity-kind"
-ACT_DIST = "activity-distances"
-ACT_VOLCANO = "activity-volcano"
-ACT_VOLCANO_INFO = "activity-volcano-info"
-ACT_TYPES = "activity-types"
-ACT_ACTIVE = "activity-active-only"
-ACT_SEARCH = "activity-search"
-ACT_COUNT = "activity-count"
-ACT_GRID = "activity-grid"
-ACT_EXPORT = "activity-export"
-ACT_DOWNLOAD = "activity-download"
 
 MAX_GRID_ROWS = 5000  # the browser gets the top rows; the CSV export has every filtered row
 MAX_SEARCH = 100
@@ -66,7 +68,7 @@ COLUMN_DEFS = [
 ]
 
 
-@cached_on_store(maxsize=2)
+@memoize(2, store=True, disk=True)
 def ranked_table(d):
     try:
         fits = d.dose_response()
@@ -204,7 +206,8 @@ def volcano_click(click):
 
 
 @callback(Output(ACT_DOWNLOAD, "data"), Input(ACT_EXPORT, "n_clicks"), State(ACT_TYPES, "value"),
-          State(ACT_ACTIVE, "value"), State(ACT_SEARCH, "value"), prevent_initial_call=True)
+          State(ACT_ACTIVE, "value"), State(ACT_SEARCH, "value"), prevent_initial_call=True,
+          background=True)  # off the server's threads: see create_app
 def export_csv(n_clicks, types, active, search):
     if not n_clicks:
         return no_update

@@ -21,15 +21,17 @@ from phenomix_dash.figures.benchmarks import (
     recall_matrix,
     replicate_map_figure,
 )
+from phenomix_dash.ids import (
+    BM_EXPORT,
+    BM_GRID,
+    BM_RECALL,
+    BM_SPACE,
+)
 from phenomix_dash.selection import benchmark_captions
 from precompute.embed.registry import is_mae
 
 dash.register_page(__name__, path="/benchmarks", name="Benchmarks", title="Phenomix · benchmarks", order=7)
 
-BM_SPACE = "benchmarks-recall-space"
-BM_RECALL = "benchmarks-recall"
-BM_GRID = "benchmarks-grid"  # pattern-matching {"type": BM_GRID, "index": section}
-BM_EXPORT = "benchmarks-export"
 
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg", "filename": "benchmark"}}
 # One sentence per section, used when benchmarks.json carries no description of its own.

@@ -17,6 +17,22 @@ from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, PhenomixData, get_data
 from phenomix_dash.figures.images import channel_colour, composite_rgb, png_data_uri, site_panels
 from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
+from phenomix_dash.ids import (
+    IMG_CENTRE,
+    IMG_COLOUR,
+    IMG_GAIN,
+    IMG_INFO,
+    IMG_ON,
+    IMG_RATIO,
+    IMG_RECON,
+    IMG_RESEED,
+    IMG_SEED,
+    IMG_SITE,
+    IMG_TILE_FIG,
+    IMG_URL,
+    IMG_VIEW,
+    IMG_WELL,
+)
 from phenomix_dash.reconstruction import (
     ReconstructionUnavailable,
     channel_ranges,
@@ -31,20 +47,6 @@ from phenomix_dash.reconstruction import (
 
 dash.register_page(__name__, path="/images", name="Images", title="Phenomix · images", order=6)
 
-IMG_URL = "images-url"
-IMG_WELL = "images-well"
-IMG_SITE = "images-site"
-IMG_INFO = "images-well-info"
-IMG_VIEW = "images-view"
-IMG_ON = "images-channel-on"  # pattern-matching, index = channel number
-IMG_COLOUR = "images-channel-colour"
-IMG_GAIN = "images-channel-gain"
-IMG_TILE_FIG = "images-tile-figure"
-IMG_CENTRE = "images-tile-centre"
-IMG_RATIO = "images-mask-ratio"
-IMG_RESEED = "images-new-mask"
-IMG_SEED = "images-mask-seed"
-IMG_RECON = "images-reconstruction"
 
 N_OPTIONS = 50
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": "site"}}

@@ -15,6 +15,9 @@ from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.figures.images import site_panels
 from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
 from phenomix_dash.figures.plate import plate_layout_figure
+from phenomix_dash.ids import (
+    OV_URL,
+)
 from phenomix_dash.security import safe_id, safe_int
 
 dash.register_page(__name__, path="/", name="Overview", title="Phenomix · screen overview", order=0)
@@ -25,7 +28,6 @@ COLOR_BY_OPTIONS = [
     ("row", "plate row"),
     ("col", "plate column"),
 ]
-OV_URL = "overview-url"
 
 
 def screen_summary(wells: pd.DataFrame) -> list:

@@ -19,193 +19,53 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, PhenomixData, get_data
 from phenomix_dash.figures.captions import part_of
-from phenomix_dash.figures.images import png_data_uri
-from phenomix_dash.figures.missing import fmt_value, is_true
 from phenomix_dash.figures.neighbours import neighbour_bars, neighbour_grid
-from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
 from phenomix_dash.figures.plate import plate_layout_figure
+from phenomix_dash.ids import (
+    PERT_EXPORT,
+    PERT_GRID,
+    PERT_K,
+    PERT_NB_FIG,
+    PERT_NB_TABLES,
+    PERT_PLATE,
+    PERT_PLATE_FIG,
+    PERT_SEARCH,
+    PERT_SUMMARY,
+    PERT_TILES,
+    PERT_URL,
+)
 from phenomix_dash.neighbours import (
-    annotations,
     entity_label,
-    neighbour_frame,
     neighbour_index,
     search_options,
 )
 from phenomix_dash.perturbation_character import (
     PERT_SIG_ONLY,
-    add_significance,
     filter_lists,
     insert_significance_columns,
     register_callbacks,
     sections,
     significance_switch,
 )
-from phenomix_dash.reconstruction import channel_ranges, composite_fixed
+from phenomix_dash.perturbation_views import (
+    MAX_TILES,
+    activity_summary,
+    matched_controls,
+    neighbour_lists,
+    site_stack,
+    summary_cards,
+    well_tiles,
+    wells_of,
+)
+from phenomix_dash.reconstruction import channel_ranges
 
 dash.register_page(__name__, path="/perturbation", name="Perturbation", title="Phenomix · perturbation", order=5)
 register_callbacks()  # the characterise sections' callbacks, once per app (this module runs once per app)
 
-PERT_URL = "perturbation-url"
-PERT_SEARCH = "perturbation-search"
-PERT_K = "perturbation-k"
-PERT_SUMMARY = "perturbation-summary"
-PERT_NB_FIG = "perturbation-neighbour-figure"
-PERT_NB_TABLES = "perturbation-neighbour-tables"
-PERT_GRID = "perturbation-grid"  # pattern-matching: {"type": PERT_GRID, "index": list name}
-PERT_EXPORT = "perturbation-export"  # pattern-matching CSV buttons
-PERT_PLATE = "perturbation-plate"
-PERT_PLATE_FIG = "perturbation-plate-figure"
-PERT_TILES = "perturbation-tiles"
 
 SEARCH_TYPES = ("crispr", "orf", "compound", "positive_control", "negative_control")
 K_CHOICES = (5, 10, 20, 50)
-MAX_TILES = 4
-THUMB = 160  # thumbnail pixels at most (shown at 140 px)
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg", "filename": "perturbation"}}
-
-
-# -- pure helpers --------------------------------------------------------------------------
-
-def wells_of(wells: pd.DataFrame, entity: dict) -> pd.DataFrame:
-    """The wells of one entity: all its wells when pooled, one concentration for a dose entity."""
-    m = (wells["perturbation_type"] == entity["perturbation_type"]) & (wells["perturbation"] == entity["perturbation"])
-    if entity.get("level") == "dose":
-        m &= np.isclose(wells["concentration_um"].astype(float), float(entity["concentration_um"]))
-    return wells[m.to_numpy(dtype=bool)]
-
-
-def matched_controls(plate_wells: pd.DataFrame, perturbation_type: str, n: int = MAX_TILES) -> pd.DataFrame:
-    """Up to n negative-control wells of one plate, spread over the plate. Compounds are compared
-    with vehicle (DMSO) controls and genetic perturbations with the others, where a plate has both.
-    ``attrs["of"]``: how many matching controls the plate has (the tiles show a part of them)."""
-    ctrl = plate_wells[plate_wells["perturbation_type"] == "negative_control"]
-    if ctrl.empty:
-        return ctrl
-    is_vehicle = ctrl["perturbation"].astype(str).str.upper().str.contains("DMSO").to_numpy()
-    want = is_vehicle if perturbation_type == "compound" else ~is_vehicle
-    pool = ctrl[want] if want.any() else ctrl
-    pick = np.unique(np.linspace(0, len(pool) - 1, num=min(n, len(pool))).round().astype(int))
-    out = pool.iloc[pick].copy()
-    out.attrs["of"] = len(pool)
-    return out
-
-
-def activity_summary(entity: dict, activity: pd.DataFrame | None) -> dict:
-    """mAP, p, q, active and the mAP rank for an entity (dose entities use their compound's)."""
-    out = {k: entity.get(k) for k in ("n_wells", "n_plates", "n_batches", "n_guides", "replicate_cosine")}
-    if activity is None or activity.empty:
-        return out | {"activity": None}
-    pooled = str(entity["pert_id"]).split("@", 1)[0]
-    hit = activity[activity["pert_id"].astype(str) == pooled]
-    if hit.empty:
-        return out | {"activity": None}
-    r = hit.iloc[0]
-    maps = activity["mean_average_precision"].to_numpy(dtype=float)
-    own = float(r["mean_average_precision"])
-    rank = int((maps > own).sum()) + 1 if np.isfinite(own) else None  # no mAP, no rank
-    return out | {"activity": {"map": own, "p": float(r["p_value"]),
-                               "q": float(r["q_value"]), "active": is_true(r["active"]), "rank": rank,
-                               "of": int(len(activity)), "pooled": pooled != entity["pert_id"]}}
-
-
-def _fmt(v, spec: str = ".3f") -> str:
-    return fmt_value(v, spec)
-
-
-def _n(v, noun: str) -> str:
-    """'1 well', '3 wells', '2 batches'."""
-    try:
-        k = int(v)
-    except (TypeError, ValueError):
-        return f"? {noun}s"
-    plural = noun + ("es" if noun.endswith(("s", "ch")) else "s")
-    return f"{k} {noun if k == 1 else plural}"
-
-
-def summary_cards(entity: dict, s: dict) -> dbc.Row:
-    """Activity and replicate consistency, the first thing to read about a perturbation."""
-    a = s.get("activity")
-    if a is None:
-        act = [html.H6("Phenotypic activity"), html.Div("not computed for this perturbation", className="text-muted")]
-    else:
-        scored = np.isfinite(a["q"])
-        verdict = dbc.Badge("active" if a["active"] else "not distinguishable from controls" if scored else "q: no value",
-                            color="success" if a["active"] else "secondary" if scored else "light", className="ms-1")
-        rank = f" (rank {a['rank']} of {a['of']})" if a["rank"] is not None else ""
-        act = [html.H6(["Phenotypic activity", verdict]),
-               html.Div([html.B(f"mAP {_fmt(a['map'])}"), rank]),
-               html.Div(f"p = {_fmt(a['p'], '.3g')}, q = {_fmt(a['q'], '.3g')} (active means q < 0.05)", className="small"),
-               html.Div("mAP of its pooled compound (all doses)" if a["pooled"] else "", className="small text-muted")]
-    n_wells = s.get("n_wells")  # unknown stays unknown ("? wells"), never 0
-    rc = s.get("replicate_cosine")
-    rep_line = ("a single well: replicate consistency needs at least two" if _fmt(n_wells, ".0f") in ("0", "1")
-                else f"mean cosine between its wells {_fmt(rc)}")
-    guides = s.get("n_guides")
-    rep = [html.H6("Replicate consistency"),
-           html.Div([html.B(rep_line)]),
-           html.Div(f"{_n(n_wells, 'well')} on {_n(s.get('n_plates'), 'plate')} in {_n(s.get('n_batches'), 'batch')}"
-                    + (f", {_n(guides, 'guide')}" if entity["perturbation_type"] == "crispr" and guides else ""),
-                    className="small")]
-    label = PERTURBATION_TYPE_LABELS.get(entity["perturbation_type"], entity["perturbation_type"])
-    head = [html.H4(entity_label(entity), className="mb-0"), html.Div(label, className="text-muted small")]
-    return dbc.Row([
-        dbc.Col(head, md=3),
-        dbc.Col(dbc.Card(dbc.CardBody(act), className="h-100"), md=5),
-        dbc.Col(dbc.Card(dbc.CardBody(rep), className="h-100"), md=4),
-    ], className="g-2 mb-3")
-
-
-def neighbour_lists(d: PhenomixData, pert_id: str, k: int) -> dict[str, pd.DataFrame]:
-    """Four tables: most similar / anti-similar genes and compounds of one perturbation."""
-    index = neighbour_index(d)
-    if pert_id not in index.row_of:
-        raise DataUnavailable(f"unknown perturbation {pert_id!r}")
-    row = index.row_of[pert_id]
-    try:
-        null = d.null_similarity()
-    except DataUnavailable:
-        null = None
-    ann = annotations(d)
-    res = index.query(pert_id, k)
-    out = {}
-    for group, nb in res.items():
-        for name, idx, sim in (("similar", nb.top_idx, nb.top_sim), ("opposite", nb.bottom_idx, nb.bottom_sim)):
-            frame = neighbour_frame(index.table, idx, sim, row, null, ann)
-            out[f"{group}s_{name}"] = add_significance(d, row, frame, index.row_of)
-    return out
-
-
-def tile(src: str, caption: str, href: str | None) -> html.Figure:
-    img = html.Img(src=src, className="img-fluid", alt=caption,
-                   style={"width": "140px", "background": "#000", "borderRadius": "3px"})
-    return html.Figure([dcc.Link(img, href=href) if href else img, html.Figcaption(caption, className="small text-muted")],
-                       className="m-0", style={"width": "140px"})
-
-
-def well_tiles(d: PhenomixData, wells: pd.DataFrame, ranges: tuple[np.ndarray, np.ndarray] | None = None,
-               site: int = 0, images: list[np.ndarray] | None = None) -> list:
-    """Composite thumbnails (one site of each well), each linking to the Images page.
-
-    ``ranges`` (per-channel lo, hi) put every tile on one intensity scale, so a well that lost
-    its cells looks dimmer than its controls instead of being stretched to the same brightness.
-    """
-    out = []
-    images = images if images is not None else site_stack(d, wells, site)
-    for w, img in zip(wells.itertuples(), images, strict=True):
-        step = -(-img.shape[-1] // THUMB)  # thumbnails: no need to ship full-size sites
-        lo, hi = ranges if ranges is not None else channel_ranges(img)
-        src = png_data_uri(composite_fixed(img[:, ::step, ::step], lo, hi))
-        out.append(tile(src, f"{w.well} · {w.perturbation}", "/images?" + urlencode({"well": w.well_id, "site": site + 1})))
-    return out
-
-
-def site_stack(d: PhenomixData, wells: pd.DataFrame, site: int = 0) -> list[np.ndarray]:
-    """One site (C, H, W) of each well (the last site when a well has fewer)."""
-    out = []
-    for w in wells["well_id"]:
-        img = d.well_images(w)
-        out.append(img[min(site, img.shape[0] - 1)])
-    return out
 
 
 # -- layout --------------------------------------------------------------------------------
@@ -399,7 +259,6 @@ def perturbation_tiles(d: PhenomixData, entity: dict, plate_wells: pd.DataFrame,
         html.Div("Site 1 of each well, all on the controls' intensity scale; click a tile to open the well in Images.",
                  className="small text-muted"),
     ])
-
 
 
 @callback(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html, no_update
 
+from phenomix_dash.cache import memoize
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.figures.alignment import batch_correction_figure
@@ -33,22 +34,24 @@ from phenomix_dash.figures.plates_qc import (
     row_col_profile_figure,
     row_col_profiles,
 )
+from phenomix_dash.ids import (
+    PL_BATCH,
+    PL_DRIFT,
+    PL_HEATMAP,
+    PL_METRIC,
+    PL_OUTLIERS,
+    PL_PLATE,
+    PL_POSITION,
+    PL_PROFILES,
+    PL_SIMILARITY,
+    PL_SPACE,
+    PL_URL,
+)
 from phenomix_dash.security import safe_choice, safe_id
-from phenomix_dash.selection import benchmark_captions, benchmark_rows, cached_on_store
+from phenomix_dash.selection import benchmark_captions, benchmark_rows
 
 dash.register_page(__name__, path="/plates", name="Plates", title="Phenomix · plates", order=2)
 
-PL_URL = "plates-url"
-PL_METRIC = "plates-metric"
-PL_PLATE = "plates-plate"
-PL_SPACE = "plates-space"
-PL_HEATMAP = "plates-heatmap"
-PL_PROFILES = "plates-profiles"
-PL_POSITION = "plates-position-similarity"
-PL_BATCH = "plates-batch-metrics"
-PL_SIMILARITY = "plates-similarity"
-PL_DRIFT = "plates-drift"
-PL_OUTLIERS = "plates-outliers"
 
 ALL_PLATES = "__all__"
 MAX_CONTROLS = 50_000  # controls read for the position statistic; exact below, a seeded sample above
@@ -92,17 +95,17 @@ def metric_values(d, metric: str) -> np.ndarray:
     raise ValueError(f"unknown well metric {metric!r}")
 
 
-@cached_on_store(maxsize=16)
+@memoize(16, store=True)
 def pooled_grid(d, metric: str) -> np.ndarray:
     return pooled_plate_grid(d.wells, metric_values(d, metric), d.plate_format)
 
 
-@cached_on_store(maxsize=16)
+@memoize(16, store=True)
 def profiles(d, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return row_col_profiles(d.wells, metric_values(d, metric))
 
 
-@cached_on_store(maxsize=2)
+@memoize(2, store=True, disk=True)
 def control_position_stats(d) -> pd.DataFrame:
     """Same- vs different-position cosine of negative controls across plates, raw and aligned;
     ``n_controls`` / ``n_controls_total``: control wells used / in the screen."""
@@ -119,7 +122,7 @@ def control_position_stats(d) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@cached_on_store(maxsize=2)
+@memoize(2, store=True, disk=True)
 def plate_stats(d) -> dict:
     """Per-plate control centroids -> similarity matrices and drift, raw and aligned."""
     out = {}
@@ -247,7 +250,7 @@ def outlier_list(drift: pd.DataFrame) -> html.Div:
                     id="plates-outlier-list")
 
 
-@cached_on_store(maxsize=2)
+@memoize(2, store=True, disk=True)
 def static_figures(d) -> tuple[dict, dict, dict]:
     """Views that depend only on the store, as figure dicts: built once per process."""
     stats = plate_stats(d)
