@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import weakref
@@ -37,6 +38,7 @@ import pandas as pd
 
 from phenomix.settings import phenomix_home
 
+log = logging.getLogger(__name__)
 DISK_LIMIT_BYTES = 2**30  # the shared folder's size limit; diskcache evicts least recently used
 _MISSING = object()
 
@@ -198,12 +200,19 @@ class Memo:
             return freeze(self.fn(*args, **kwargs))
         dkey = self.disk_key(key)
         cache = disk_cache()
-        value = cache.get(dkey, default=_MISSING)
+        try:
+            value = cache.get(dkey, default=_MISSING)
+        except Exception as err:  # an unreadable entry (e.g. written by other library versions): a miss
+            log.warning("shared cache entry of %s unreadable, recomputing: %r", self.name, err)
+            value = _MISSING
         if value is not _MISSING:
             self.disk_hits += 1
             return freeze(value)
         value = freeze(self.fn(*args, **kwargs))
-        cache.set(dkey, value)
+        try:
+            cache.set(dkey, value)
+        except Exception as err:  # unpicklable or disk full: still served from memory
+            log.warning("result of %s not kept in the shared cache: %r", self.name, err)
         return value
 
     def disk_key(self, key: Hashable) -> str:

@@ -244,3 +244,12 @@ def test_a_forked_child_does_not_wait_for_a_key_its_parent_was_computing():
         time.sleep(0.05)
     os.kill(pid, 9)
     raise AssertionError("the forked child waited for a lock held by a thread it does not have")
+
+
+def test_a_result_the_disk_tier_cannot_keep_is_still_served(tmp_path, disk):
+    @memoize(4, disk=True)
+    def unpicklable(k: int):
+        return lambda: k  # lambdas do not pickle
+
+    assert unpicklable(1)() == 1 and unpicklable(1)() == 1
+    assert unpicklable.cache_info().misses == 1
