@@ -82,3 +82,24 @@ def test_activity_filters_narrow_the_table_and_go_into_the_url(dash_duo, app, ti
     _wait_until(lambda: dash_duo.find_element("#activity-count").text.startswith("0 "), "empty result")
     assert "q=zzz-no-such-perturbation" in dash_duo.driver.current_url and "active=1" in dash_duo.driver.current_url
     assert dash_duo.get_logs() == []
+
+
+def test_activity_export_downloads_the_filtered_table(dash_duo, app, tiny_store):
+    """The export runs as a background callback (phenomix_dash/__init__.py): the browser polls it
+    and saves the CSV."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from phenomix_dash.data import PhenomixData
+
+    expected = int(PhenomixData(tiny_store).activity()["active"].sum())
+    dash_duo.start_server(app)
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}/activity?active=1", timeout=20)
+    _wait_until(lambda: "perturbations" in dash_duo.find_element("#activity-count").text, "row count")
+    dash_duo.find_element("#activity-export").click()
+    csv = Path(dash_duo.download_path) / "phenomix_activity.csv"
+    _wait_until(lambda: csv.exists() and csv.stat().st_size > 0, "the exported CSV", timeout=60)
+    table = pd.read_csv(csv)
+    assert len(table) == expected and table["active"].all()
+    assert dash_duo.get_logs() == []
