@@ -79,7 +79,7 @@ def scenarios(client: InProcess, deps: list[dict], variant: int = 0) -> list[tup
     for kind in ("gene_compound", "gene_gene", "compound_compound"):
         vals = {**sim_vals, ("similarity-kind", "value"): kind}
         out.append((f"heatmap slice: {kind}", build_payload(sim, vals)))
-    from phenomix_dash.pages.plates import PL_HEATMAP, PL_PLATE
+    from phenomix_dash.ids import PL_HEATMAP, PL_PLATE
 
     plates_cb = find_callback(deps, f"{PL_HEATMAP}.figure")
     pl_comps = page_components(client, deps, "/plates")

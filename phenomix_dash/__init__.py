@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, environ: dict[str, str] | None 
     """
     settings = settings or Settings.from_env()
     data.configure(settings)
-    shared = cache.configure_disk()
+    shared = cache.disk_cache()  # PHENOMIX_HOME/cache/dashboard unless configured before
     app = dash.Dash(
         __name__,
         use_pages=True,
