@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from phenomix.settings import phenomix_home
+from phenomix_dash.security import private_dir
 
 log = logging.getLogger(__name__)
 DISK_LIMIT_BYTES = 2**30  # the shared folder's size limit; diskcache evicts least recently used
@@ -102,7 +103,7 @@ def configure_disk(directory: str | Path | None = None, size_limit: int = DISK_L
     directory = Path(directory) if directory is not None else default_disk_dir()
     with _disk_guard:
         if _disk is None or _disk_dir != directory:
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory)  # cached results are screen data: owner only
             _disk, _disk_dir = diskcache.Cache(str(directory), size_limit=size_limit), directory
         return _disk
 
