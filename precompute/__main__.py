@@ -108,11 +108,12 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 def print_summary(run: dict, store: Path) -> None:
     print(f"\nPhenomix precompute: screen {run['screen']['name']} -> {store}  ({run['seconds']} s)")
-    print(f"{'stage':<13}{'name':<26}{'status':<10}{'seconds':>9}  rows")
+    width = max([len("stage")] + [len(r["stage"]) for r in run["reports"]]) + 2  # stage names vary: one column fits all
+    print(f"{'stage':<{width}}{'name':<26}{'status':<10}{'seconds':>9}  rows")
     for r in run["reports"]:
         rows = ", ".join(f"{k}={v}" for k, v in list(r["rows"].items())[:3])
         status = "cached" if r["skipped"] else "computed"
-        print(f"{r['stage']:<13}{r['name']:<26}{status:<10}{r['seconds']:>9.1f}  {rows}")
+        print(f"{r['stage']:<{width}}{r['name']:<26}{status:<10}{r['seconds']:>9.1f}  {rows}")
     ev = run.get("summary")
     if ev:
         print(ev)

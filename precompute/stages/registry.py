@@ -22,6 +22,7 @@ import logging
 import os
 import pkgutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class StageRegistry:
         self.package = package
         self._stages: dict[str, Stage] = {}
         self._discovered = package is None
+        self._discovery_lock = threading.RLock()
 
     def register(self, stage: Stage) -> Stage:
         if stage.name in self._stages:
@@ -101,13 +103,18 @@ class StageRegistry:
 
     def discover(self) -> None:
         """Import every module of the stage package once: each registers its stage on import."""
+        # Threads (the dashboard's warm-up and its requests) may ask at once: the flag is set only
+        # after every module is imported, under a lock, so nobody sees a half-filled registry.
         if self._discovered:
             return
-        self._discovered = True
-        pkg = importlib.import_module(str(self.package))
-        for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-            if mod.name != "registry" and not mod.name.startswith("_"):
-                importlib.import_module(f"{self.package}.{mod.name}")
+        with self._discovery_lock:
+            if self._discovered:
+                return
+            pkg = importlib.import_module(str(self.package))
+            for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+                if mod.name != "registry" and not mod.name.startswith("_"):
+                    importlib.import_module(f"{self.package}.{mod.name}")
+            self._discovered = True
 
     def get(self, name: str) -> Stage:
         self.discover()
