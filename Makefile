@@ -69,6 +69,7 @@ bench: precompute test-install
 	$(BENCH_PY) benchmarks/match_calibration.py
 	$(BENCH_PY) benchmarks/dose_response_validation.py
 	$(BENCH_PY) benchmarks/feature_drivers_validation.py
+	$(BENCH_PY) benchmarks/channel_attribution_validation.py --full
 	$(BENCH_PY) benchmarks/bench_callbacks.py --screen $(SCREEN)
 	@echo "== load_test (50 users, 60 s, loopback only)"
 	$(BENCH_PY) benchmarks/load_test.py --store $(PHENOMIX_HOME)/store/$(SCREEN)
