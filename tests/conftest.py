@@ -16,6 +16,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 SHARED_DATA = shared_data_dir()
 SHARED = SHARED_DATA.parent
 
+# Browser tests serve the app on 8050, 8051, ... by default; PHENOMIX_TEST_PORT moves the first port
+# so that two test runs on one machine (developers, parallel CI jobs) do not collide.
+if os.environ.get("PHENOMIX_TEST_PORT"):
+    from dash.testing.application_runners import BaseDashRunner
+
+    BaseDashRunner._next_port = int(os.environ["PHENOMIX_TEST_PORT"])
+
 
 def pytest_setup_options():
     """Chromium flags for dash_duo: root in a sandboxless container, no network, fixed size."""
