@@ -92,7 +92,9 @@ def feature_names_for(emb_name: str, screen: Screen, n_features: int) -> list[st
     elif emb_name == "features":
         names = screen.descriptor.get("feature_names")
         if names is None:
-            raise ValueError(f"{screen.root / 'screen.json'}: no feature_names for the 'features' embedder")
+            # An embeddings-only screen (the large synthetic preset, an imported embedding matrix):
+            # its columns are unnamed dimensions, so there are no feature drivers to name.
+            return None
     else:
         return None
     if len(names) != n_features:
