@@ -14,15 +14,19 @@ import os
 import sys
 from pathlib import Path
 
-from phenomix.settings import Settings, default_store
+from phenomix.settings import Settings, default_store_in
 
 log = logging.getLogger("phenomix_dash")
 
 
 def add_serve_arguments(p: argparse.ArgumentParser, base: Settings) -> None:
     """The serving options; their defaults come from ``base`` (the PHENOMIX_* variables)."""
-    p.add_argument("--screen", default=None, help="built-in screen name; its store is var/store/NAME")
+    p.add_argument("--screen", default=None, help="built-in screen name; its store is var/store/NAME "
+                   "(with --store-root: the default screen, ROOT/NAME)")
     p.add_argument("--store", type=Path, default=None, help="artifact store folder (overrides --screen)")
+    p.add_argument("--store-root", type=Path, default=base.store_root,
+                   help="serve every artifact store under this folder, one screen each, with a screen "
+                        "switcher (default: PHENOMIX_STORE_ROOT; unset: one store)")
     p.add_argument("--run", default=base.run)
     p.add_argument("--host", default=base.host, help="bind address (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=base.port)
@@ -30,8 +34,16 @@ def add_serve_arguments(p: argparse.ArgumentParser, base: Settings) -> None:
 
 
 def settings_from_args(a: argparse.Namespace, base: Settings) -> Settings:
-    store = a.store or (default_store(a.screen) if a.screen else base.store)
-    return Settings(store=store, run=a.run, host=a.host, port=a.port, debug=a.debug or base.debug)
+    root = getattr(a, "store_root", None)
+    if a.store:
+        store = a.store
+    elif a.screen:
+        store = default_store_in(a.screen, root)
+    elif root is not None and base.store_root is None:  # --store-root on the command line only
+        store = default_store_in(os.environ.get("PHENOMIX_SCREEN", "demo"), root)
+    else:
+        store = base.store
+    return Settings(store=store, run=a.run, host=a.host, port=a.port, debug=a.debug or base.debug, store_root=root)
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -70,12 +82,16 @@ def serve(settings: Settings) -> int:
         return 2
     warn_if_exposed(settings.host, mode)
     os.environ["PHENOMIX_STORE"] = str(settings.store)
+    if settings.store_root is not None:
+        os.environ["PHENOMIX_STORE_ROOT"] = str(settings.store_root)
     try:
         app = create_app(settings)
     except AuthConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"Phenomix (development server): http://{settings.host}:{settings.port}  (store {settings.store})", flush=True)
+    where = (f"screens under {settings.store_root}, default {settings.store.name}" if settings.store_root
+             else f"store {settings.store}")
+    print(f"Phenomix (development server): http://{settings.host}:{settings.port}  ({where})", flush=True)
     app.run(host=settings.host, port=settings.port, debug=settings.debug)
     return 0
 

@@ -64,22 +64,36 @@ def default_store(screen: str | Path = "demo") -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """How the dashboard is served: which store and run, where it listens."""
+    """How the dashboard is served: which store(s) and run, where it listens.
+
+    ``store_root`` set: every artifact store directly under it is served as a screen named after
+    its folder, ``store`` being the default one (phenomix_dash/screens.py); unset: ``store`` alone.
+    """
 
     store: Path
     run: str = DEFAULT_RUN
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     debug: bool = False
+    store_root: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         screen = env.get("PHENOMIX_SCREEN", "demo")
+        root = Path(env["PHENOMIX_STORE_ROOT"]) if env.get("PHENOMIX_STORE_ROOT") else None
         return cls(
-            store=Path(env.get("PHENOMIX_STORE", default_store(screen))),
+            store=Path(env.get("PHENOMIX_STORE") or default_store_in(screen, root)),
             run=env.get("PHENOMIX_RUN", DEFAULT_RUN),
             host=env.get("PHENOMIX_HOST", DEFAULT_HOST),
             port=int(env.get("PHENOMIX_PORT", str(DEFAULT_PORT))),
             debug=env.get("PHENOMIX_DEBUG", "") == "1",
+            store_root=root,
         )
+
+
+def default_store_in(screen: str | Path, root: Path | None) -> Path:
+    """The store of ``screen``: ``root/<name>`` when serving a store root, else `default_store`."""
+    if root is None:
+        return default_store(screen)
+    return root / (str(screen) if str(screen) in BUILTIN_SCREENS else Path(screen).name)

@@ -13,16 +13,19 @@ from dash import dcc, html
 
 from phenomix.settings import ASSETS_DIR, Settings
 
-from . import cache, data, ids, security
+from . import cache, data, ids, screens, security
 from .auth import install_auth
 from .components import navbar, provenance_footer
+from .components.screen_switcher import screen_switcher
+from .links import page_href
 
 ASSETS = ASSETS_DIR  # the checkout's assets/, or the copy installed with the package
 PAGES = Path(__file__).resolve().parent / "pages"
 
 
 def create_app(settings: Settings | None = None, environ: dict[str, str] | None = None) -> dash.Dash:
-    """Build the app for one artifact store; pages read it through `data.get_data()`.
+    """Build the app for one artifact store, or every store under ``settings.store_root`` (one
+    screen each, phenomix_dash/screens.py); pages read the request's screen through `data.get_data()`.
 
     Authentication comes from PHENOMIX_AUTH_FILE / PHENOMIX_TRUST_HEADER in ``environ`` (default
     os.environ); the mode installed is ``app.phenomix_auth`` (None: no authentication).
@@ -48,26 +51,72 @@ def create_app(settings: Settings | None = None, environ: dict[str, str] | None 
         # their results passed back through the dashboard's shared disk cache.
         background_callback_manager=_background_manager(str(shared.directory)),
     )
-    try:
-        prov = data.get_data().provenance()
-    except data.DataUnavailable:
-        prov = None
-    app.layout = html.Div(
-        [
-            dcc.Location(id=ids.URL, refresh="callback-nav"),
-            navbar(),
-            dbc.Container(dash.page_container, fluid=True),
-            dbc.Container(html.Div(provenance_footer(prov), id=ids.PROVENANCE), fluid=True),
-        ]
-    )
+    # A function: built per page load, for the screen (and user) of that request.
+    app.layout = _layout
     security.harden(app)  # before auth: it rejects malformed callback requests dash-auth would choke on
     app.phenomix_auth = install_auth(app, environ)
+    _guard_screens(app)  # after auth: it needs the user
     # Dash moves the pages' callbacks into app.callback_map on the first request and marks that
     # done before it finishes: two concurrent first requests to a fresh gunicorn worker then see a
     # half-filled map ("unknown callback"). One request here, in one thread, does it up front.
     app.server.test_client().get("/_dash-dependencies")
-    threading.Thread(target=_warm_pages, name="phenomix-warm-up", daemon=True).start()
+    threading.Thread(target=_verify_and_warm, name="phenomix-warm-up", daemon=True).start()
     return app
+
+
+def _layout() -> html.Div:
+    """The frame of every page for the request's screen: navbar with its switcher, page, footer."""
+    reg = screens.registry()
+    current, entries = None, []
+    if reg is not None:
+        try:
+            current = screens.current_screen(reg)
+        except screens.ScreenError:
+            current = None
+        entries = [(n, screens.store_problem(reg.stores[n], reg.run)) for n in screens.visible_screens(reg)]
+    try:
+        prov = data.get_data().provenance()
+    except data.DataUnavailable:
+        prov = None
+    return html.Div(
+        [
+            dcc.Location(id=ids.URL, refresh="callback-nav"),
+            navbar(screen_switcher(current, entries), href=page_href),
+            dbc.Container(dash.page_container, fluid=True),
+            dbc.Container(html.Div(provenance_footer(prov), id=ids.PROVENANCE), fluid=True),
+        ]
+    )
+
+
+def _guard_screens(app: dash.Dash) -> None:
+    """A page load naming a screen that does not exist (404) or is not the user's (403) is answered
+    with one line; callbacks are refused the same screens by `data.get_data()`."""
+    from flask import Response, request
+
+    @app.server.before_request
+    def _check_screen():
+        if request.method != "GET" or screens.SCREEN_PARAM not in request.args:
+            return None
+        reg = screens.registry()
+        if reg is None:
+            return None
+        try:
+            screens.current_screen(reg)
+        except screens.ScreenError as err:
+            return Response(f"{err}.", status=err.status, mimetype="text/plain")
+        return None
+
+
+def _verify_and_warm() -> None:
+    """Check small screens against their checksums (a damaged one is then listed unavailable before
+    anyone opens it), then warm the pages."""
+    reg = screens.registry()
+    if reg is not None and len(reg.names) > 1:
+        try:
+            screens.verify_small_stores(reg)
+        except Exception:  # never take the server down; pages verify what they read anyway
+            logging.getLogger(__name__).exception("checking the screens failed")
+    _warm_pages()
 
 
 @cache.memoize(None)

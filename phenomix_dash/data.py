@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phenomix_dash import screens
 from phenomix_dash.cache import memoize
 from precompute.artifacts import ArtifactError, ArtifactStore, Stage
 from precompute.contract import ContractError
@@ -51,9 +52,11 @@ class PhenomixData:
         name = path[0]
         try:
             st = self.store.open_stage(name, node)
-            _verify(st, str(self.store_root), name, str(node))
+            screens.verify_stage(st, str(self.store_root), name, str(node))
             return st
         except ArtifactError as err:
+            # A damaged stage makes the whole screen unavailable (listed so in the switcher).
+            screens.mark_unavailable(self.store_root, self.run_name, str(err))
             raise DataUnavailable(f"{err} (rerun `python -m precompute run --force {name}` to rebuild it)") from None
 
     def stage_info(self, *path: str) -> dict[str, Any]:
@@ -324,13 +327,9 @@ class PhenomixData:
         return _stage_table(self, path, name)
 
 
-# Stages whose files were checked against their manifest checksums in this process: a corrupted
-# artifact is named the first time a page asks for it instead of being served (hashing once per
-# stage and process keeps later requests free of that cost; callers of one stage wait for its verdict).
-@memoize(None, key=lambda st, store, name, node: (store, name, node))
-def _verify(st: Stage, store: str, name: str, node: str) -> bool:
-    st.verify()
-    return True
+# Stages are checked against their manifest checksums once per process (screens.verify_stage): a
+# corrupted artifact is named the first time a page asks for it instead of being served.
+_verify = screens.verify_stage
 
 
 @memoize(256, store=True)
@@ -353,19 +352,32 @@ def _significance_parts(d: PhenomixData, embedder: str) -> tuple[Any, Any, np.nd
 
 
 def configure(settings: Any) -> None:
-    """Called once by create_app; pages read through get_data()."""
+    """Called once by create_app: the screens served (one store, or every store under
+    ``settings.store_root``); pages read through get_data()."""
     global _settings
     _settings = settings
+    screens.configure_registry(screens.ScreenRegistry.from_settings(settings) if settings is not None else None)
     _cached.cache_clear()
 
 
-@memoize(4)
+@memoize(16)
 def _cached(store: str, run: str) -> PhenomixData:
     return PhenomixData(Path(store), run)
 
 
-def get_data() -> PhenomixData:
-    if _settings is None:
+def get_data(screen: str | None = None) -> PhenomixData:
+    """The data of ``screen`` (default: the screen the request being served is for, see
+    phenomix_dash/screens.py; outside a request the default screen). Raises DataUnavailable with
+    the reason when the screen is unknown, not the user's, or unavailable (a failed checksum)."""
+    reg = screens.registry()
+    if _settings is None or reg is None:
         raise DataUnavailable("the dashboard was not configured with an artifact store")
-    return _cached(str(_settings.store), _settings.run)
-
+    try:
+        name = screens.current_screen(reg, screen)
+    except screens.ScreenError as err:
+        raise DataUnavailable(str(err)) from None
+    store = reg.stores[name]
+    problem = screens.store_problem(store, reg.run)
+    if problem is not None:
+        raise DataUnavailable(f"screen {name!r} is unavailable: {problem}")
+    return _cached(str(store), reg.run)

@@ -2,6 +2,9 @@
 
 URL = "url"
 PROVENANCE = "provenance"
+# Navbar screen switcher (several screens behind one server)
+SCREEN_MENU = "screen-menu"
+SCREEN_ITEM = "screen-item"  # pattern-matching type: {"type": SCREEN_ITEM, "name": screen}
 
 # Screen overview page
 OV_URL = "overview-url"
@@ -127,3 +130,35 @@ BM_SPACE = "benchmarks-recall-space"
 BM_RECALL = "benchmarks-recall"
 BM_GRID = "benchmarks-grid"  # pattern-matching {"type": BM_GRID, "index": section}
 BM_EXPORT = "benchmarks-export"
+
+# Compare page (two maps side by side; phenomix_dash/pages/compare.py)
+CMP_URL = "compare-url"
+CMP_LEFT = "compare-left-space"
+CMP_RIGHT = "compare-right-space"
+CMP_K = "compare-k"
+CMP_SEL = "compare-selection"  # store: {"on": space the region was drawn on, "sel": encoded region}
+CMP_NOTE = "compare-note"
+CMP_LEFT_MAP = "compare-left-map"
+CMP_RIGHT_MAP = "compare-right-map"
+CMP_SEL_TEXT = "compare-selection-text"
+CMP_CLEAR = "compare-clear-selection"
+CMP_JACCARD = "compare-jaccard-figure"
+CMP_JACCARD_TEXT = "compare-jaccard-caption"
+CMP_GRID = "compare-overlap-grid"
+CMP_EXPORT = "compare-overlap-export"
+CMP_BENCH = "compare-benchmarks"
+
+# Map page: selection tables, composition, AnnData download, A / B and their comparison (issue #16)
+MAP_SEL_TABLES = "map-selection-tables-box"
+MAP_SEL_PERT_GRID = "map-selection-perturbation-grid"
+MAP_SEL_WELL_GRID = "map-selection-well-grid"
+MAP_SEL_COMPOSITION = "map-selection-composition"
+MAP_SEL_H5AD_BTN = "map-selection-h5ad-button"
+MAP_SEL_H5AD_DOWNLOAD = "map-selection-h5ad-download"
+MAP_SEL_A = "map-selection-a"  # stores: the encoded region kept as A / B (selection.stored_selection)
+MAP_SEL_B = "map-selection-b"
+MAP_STORE_A_BTN = "map-store-a-button"
+MAP_STORE_B_BTN = "map-store-b-button"
+MAP_CLEAR_AB_BTN = "map-clear-ab-button"
+MAP_AB_STATUS = "map-ab-status"
+MAP_COMPARE = "map-compare"

@@ -43,5 +43,15 @@ def page_href(path: str, current: str | None = None, **params: object) -> str:
 
 
 def _request_shared() -> dict[str, str]:
-    """Shared parameters implied by the request being served (none yet: one screen per server)."""
-    return {}
+    """Shared parameters implied by the request being served: ``screen`` when it is for a screen
+    other than the server's default one (links to the default screen stay as they were)."""
+    from phenomix_dash import screens
+
+    reg = screens.registry()
+    if reg is None:
+        return {}
+    try:
+        name = screens.current_screen(reg)
+    except screens.ScreenError:  # an unknown or forbidden screen: its page says so; links go home
+        return {}
+    return {} if name == reg.default else {"screen": name}

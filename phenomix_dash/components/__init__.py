@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dash
@@ -9,17 +10,21 @@ import dash_bootstrap_components as dbc
 from dash import html
 
 
-def navbar() -> dbc.Navbar:
-    """Top bar built from the page registry, in registration order."""
+def navbar(screen_menu: Any = None, href: Callable[[str], str] = str) -> dbc.Navbar:
+    """Top bar built from the page registry, in registration order; ``href`` turns a page's path
+    into its link (create_app: links.page_href, which carries the screen), ``screen_menu`` (the
+    screen switcher) sits at its right."""
     links = [
-        dbc.NavItem(dbc.NavLink(page["name"], href=page["relative_path"], active="exact"))
+        dbc.NavItem(dbc.NavLink(page["name"], href=href(page["relative_path"]), active="exact"))
         for page in dash.page_registry.values()
         if not page.get("hidden")
     ]
+    if screen_menu is not None:
+        links.append(screen_menu)
     return dbc.Navbar(
         dbc.Container(
             [
-                dbc.NavbarBrand("Phenomix", href="/", className="fw-bold"),
+                dbc.NavbarBrand("Phenomix", href=href("/"), className="fw-bold"),
                 dbc.Nav(links, navbar=True, className="me-auto"),
             ],
             fluid=True,
