@@ -21,7 +21,9 @@ from phenomix_dash.cache import memoize
 from phenomix_dash.data import DataUnavailable
 
 MAX_VERTICES = 64
+# The space of a region: a well map (raw / aligned UMAP) or the perturbation map (stored selections only).
 SPACES = ("raw", "aligned")
+PERTURBATION_SPACE = "perturbations"
 
 
 class SelectionError(ValueError):
@@ -96,6 +98,18 @@ def encode_region(space: str, poly: np.ndarray) -> str:
     return space + ":" + ";".join(f"{x:.4g},{y:.4g}" for x, y in poly)
 
 
+def stored_selection(level: str, sel: str | None) -> str | None:
+    """The page's current selection as kept in A / B (``selA=``, ``selB=``), which must not depend on
+    the level the page shows later: a region drawn on the perturbation map is written with the space
+    ``perturbations`` ('perturbations:x,y;...'), a region on a well map keeps 'raw:' / 'aligned:'.
+    Decode it with `decode_region`, resolve it with ``selected_well_rows(d, "wells", stored)``."""
+    decoded = decode_region(sel)
+    if decoded is None:
+        return None
+    space, poly = decoded
+    return encode_region(PERTURBATION_SPACE if level == "perturbations" else space, poly)
+
+
 def decode_region(text: str | None) -> tuple[str, np.ndarray] | None:
     """Inverse of `encode_region`; None for an empty value, SelectionError for junk."""
     if not text:
@@ -103,8 +117,9 @@ def decode_region(text: str | None) -> tuple[str, np.ndarray] | None:
     if not isinstance(text, str) or len(text) > 4000 or ":" not in text:
         raise SelectionError("the selection in the link is not of the form space:x,y;x,y;...")
     space, _, body = text.partition(":")
-    if space not in SPACES:
-        raise SelectionError(f"the selection in the link names an unknown space {space!r} (raw or aligned)")
+    if space not in SPACES + (PERTURBATION_SPACE,):
+        raise SelectionError(f"the selection in the link names an unknown space {space!r} "
+                             "(raw, aligned or perturbations)")
     try:
         pts = [tuple(float(v) for v in p.split(",")) for p in body.split(";") if p]
         poly = np.array(pts, dtype=float)
@@ -252,7 +267,7 @@ def point_coordinates(d: Any, level: str, space: str) -> np.ndarray:
     _check_level(level)
     if level == "perturbations":
         return np.asarray(d.umap("perturbations"), dtype=np.float32)
-    if space not in SPACES:
+    if space not in SPACES:  # also 'perturbations' on the well level: a stored region resolves its own level
         raise SelectionError(f"unknown embedding space {space!r} (raw or aligned)")
     return np.asarray(d.umap(space), dtype=np.float32)
 
@@ -279,12 +294,23 @@ def region_rows(d: Any, level: str, sel: str) -> np.ndarray:
     return np.flatnonzero(points_in_polygon(point_coordinates(d, level, space), poly))
 
 
-def selected_wells(d: Any, level: str, sel: str) -> pd.DataFrame:
-    """Wells in the selection: the selected wells, or all wells of the selected perturbations."""
+@memoize(64, store=True)
+def selected_well_rows(d: Any, level: str, sel: str) -> np.ndarray:
+    """Rows of d.wells in the selection: the selected wells, or all wells of the selected perturbations.
+
+    ``level`` is the map level the region was drawn on; a stored selection (`stored_selection`)
+    names its own level and overrides it."""
+    if sel and sel.startswith(PERTURBATION_SPACE + ":"):
+        level = "perturbations"
     rows = region_rows(d, level, sel)
     if level == "perturbations":
         rows = wells_of_perturbations(d.wells, d.perturbations().iloc[rows])
-    return d.wells.iloc[rows]
+    return rows
+
+
+def selected_wells(d: Any, level: str, sel: str) -> pd.DataFrame:
+    """Wells in the selection: the selected wells, or all wells of the selected perturbations."""
+    return d.wells.iloc[selected_well_rows(d, level, sel)]
 
 
 def selection_csv_text(d: Any, level: str, sel: str) -> str:

@@ -7,6 +7,8 @@ Export (read through the run index, never by guessing stage folders):
   ``X_umap_raw`` when projected; ``uns['phenomix']`` = store, run, embedder, alignment, stage keys.
 - perturbations: X = aggregated embeddings, ``obs`` = the perturbation table, ``X_umap``.
 - neighbours / similarity: long tables (CSV or Parquet, by file suffix).
+- a subset (a map selection in the dashboard): `build_anndata(..., rows=...)`, the same layout with only
+  those observations and ``uns['phenomix']['subset']`` saying which and out of how many.
 
 Import: an .h5ad of well embeddings -> a screen folder: ``obs`` -> wells table (either contract
 columns, or pycytominer ``Metadata_*`` columns mapped like a profile table), ``X`` -> well_features.
@@ -53,52 +55,83 @@ def _obs_frame(df: pd.DataFrame, index_col: str) -> pd.DataFrame:
 def export_anndata(store_root: str | os.PathLike, out_path: str | os.PathLike, *, run: str = "default",
                    embedder: str | None = None, level: str = "wells") -> Path:
     """Write one run's embeddings with metadata as .h5ad (see module doc). Returns the path."""
-    import anndata as ad
-
-    store, index, emb, align = _run_parts(store_root, run, embedder)
-    stages = index["stages"]
-    keys: dict[str, Any] = {"embed": stages["embed"][emb]}
-    if level == "wells":
-        wells = store.open_stage("ingest", stages["ingest"]).table("wells")
-        raw = store.open_stage("embed", keys["embed"]).array("embeddings", mmap=False)
-        aligns = stages.get("align", {}).get(emb, {})
-        x = store.open_stage("align", aligns[align]).array("embeddings", mmap=False) if align in aligns else raw
-        obsm = {"X_raw": np.asarray(raw, dtype=np.float32)}
-        for m, k in aligns.items():
-            if m != align:
-                obsm[f"X_{m}"] = store.open_stage("align", k).array("embeddings", mmap=False).astype(np.float32)
-        keys["align"] = dict(aligns)
-        proj = stages.get("project", {}).get(emb)
-        if proj:
-            p = store.open_stage("project", proj)
-            obsm["X_umap"], obsm["X_umap_raw"] = p.array("umap_aligned", mmap=False), p.array("umap_raw", mmap=False)
-            keys["project"] = proj
-        obs = _obs_frame(wells, "well_id")
-    elif level == "perturbations":
-        agg_key = stages.get("aggregate", {}).get(emb)
-        if agg_key is None:
-            raise ReaderError(f"{store_root}: run {run!r} has no aggregate stage for {emb!r}")
-        agg = store.open_stage("aggregate", agg_key)
-        x, obs = agg.array("embeddings", mmap=False), _obs_frame(agg.table("perturbations"), "pert_id")
-        obsm = {}
-        proj = stages.get("project", {}).get(emb)
-        if proj:
-            obsm["X_umap"] = store.open_stage("project", proj).array("umap_perturbations", mmap=False)
-        keys["aggregate"] = agg_key
-    else:
-        raise ReaderError(f"export level must be 'wells' or 'perturbations', got {level!r}")
-    var = pd.DataFrame(index=[f"dim_{i}" for i in range(x.shape[1])])
-    uns = {"phenomix": {"store": str(Path(store_root).resolve()), "run": run, "embedder": emb,
-                        "alignment": str(align), "level": level, "screen": str(index.get("screen", {}).get("name")),
-                        "stage_keys": _flat_keys(keys)}}
-    adata = ad.AnnData(X=np.asarray(x, dtype=np.float32), obs=obs, var=var, obsm=obsm, uns=uns)
+    adata = build_anndata(store_root, run=run, embedder=embedder, level=level)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     adata.write_h5ad(tmp)
     os.replace(tmp, out)
-    log.info("wrote %s: %d x %d (%s, %s/%s)", out, x.shape[0], x.shape[1], level, emb, align)
+    info = adata.uns["phenomix"]
+    log.info("wrote %s: %d x %d (%s, %s/%s)", out, adata.n_obs, adata.n_vars, level, info["embedder"], info["alignment"])
     return out
+
+
+def anndata_bytes(adata: Any) -> bytes:
+    """An AnnData as the bytes of an .h5ad file (h5py writes to a file, so through a temporary one)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="phenomix-h5ad-") as tmp:
+        path = Path(tmp) / "subset.h5ad"
+        adata.write_h5ad(path)
+        return path.read_bytes()
+
+
+def build_anndata(store_root: str | os.PathLike, *, run: str = "default", embedder: str | None = None,
+                  level: str = "wells", rows: np.ndarray | None = None, selection: str | None = None) -> Any:
+    """The AnnData `export_anndata` writes, in memory; with ``rows`` (positions in the wells or the
+    perturbation table) only those observations, in the given order, read from memory maps so a
+    subset of a large store costs its own size. ``selection`` (how the rows were chosen, e.g. an
+    encoded map region) is recorded in ``uns['phenomix']`` with the subset's size and the total."""
+    import anndata as ad
+
+    store, index, emb, align = _run_parts(store_root, run, embedder)
+    stages = index["stages"]
+    keys: dict[str, Any] = {"embed": stages["embed"][emb]}
+    mmap = rows is not None
+
+    def take(arr: Any) -> np.ndarray:
+        return np.asarray(arr if rows is None else arr[rows])
+
+    if level == "wells":
+        wells = store.open_stage("ingest", stages["ingest"]).table("wells")
+        raw = store.open_stage("embed", keys["embed"]).array("embeddings", mmap=mmap)
+        aligns = stages.get("align", {}).get(emb, {})
+        x = store.open_stage("align", aligns[align]).array("embeddings", mmap=mmap) if align in aligns else raw
+        obsm = {"X_raw": np.asarray(take(raw), dtype=np.float32)}
+        for m, k in aligns.items():
+            if m != align:
+                obsm[f"X_{m}"] = take(store.open_stage("align", k).array("embeddings", mmap=mmap)).astype(np.float32)
+        keys["align"] = dict(aligns)
+        proj = stages.get("project", {}).get(emb)
+        if proj:
+            p = store.open_stage("project", proj)
+            obsm["X_umap"], obsm["X_umap_raw"] = take(p.array("umap_aligned", mmap=mmap)), take(p.array("umap_raw", mmap=mmap))
+            keys["project"] = proj
+        n_total = len(wells)
+        obs = _obs_frame(wells if rows is None else wells.iloc[rows].reset_index(drop=True), "well_id")
+    elif level == "perturbations":
+        agg_key = stages.get("aggregate", {}).get(emb)
+        if agg_key is None:
+            raise ReaderError(f"{store_root}: run {run!r} has no aggregate stage for {emb!r}")
+        agg = store.open_stage("aggregate", agg_key)
+        perts = agg.table("perturbations")
+        n_total = len(perts)
+        x = agg.array("embeddings", mmap=mmap)
+        obs = _obs_frame(perts if rows is None else perts.iloc[rows].reset_index(drop=True), "pert_id")
+        obsm = {}
+        proj = stages.get("project", {}).get(emb)
+        if proj:
+            obsm["X_umap"] = take(store.open_stage("project", proj).array("umap_perturbations", mmap=mmap))
+        keys["aggregate"] = agg_key
+    else:
+        raise ReaderError(f"export level must be 'wells' or 'perturbations', got {level!r}")
+    x = take(x)
+    var = pd.DataFrame(index=[f"dim_{i}" for i in range(x.shape[1])])
+    info = {"store": str(Path(store_root).resolve()), "run": run, "embedder": emb, "alignment": str(align),
+            "level": level, "screen": str(index.get("screen", {}).get("name")), "stage_keys": _flat_keys(keys)}
+    if rows is not None:
+        info["subset"] = {"selection": str(selection or ""), "n_obs": int(len(obs)), "of": int(n_total)}
+    return ad.AnnData(X=np.asarray(x, dtype=np.float32), obs=obs, var=var, obsm=obsm, uns={"phenomix": info})
 
 
 def _flat_keys(keys: dict[str, Any], prefix: str = "") -> dict[str, str]:
