@@ -27,11 +27,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from phenomix_dash.cache import memoize
 from phenomix_dash.request_headers import request_headers
-from phenomix_dash.security import parse_query, safe_str
+from phenomix_dash.security import safe_str
 from precompute.artifacts import ArtifactError, ArtifactStore
 
 log = logging.getLogger("phenomix_dash")
@@ -176,6 +176,15 @@ def _header(headers: dict[str, str], name: str) -> str | None:
     return None
 
 
+def _named(value: Any) -> str | None:
+    """A requested screen name as given; one that cannot be a name at all (too long, control
+    characters) becomes a placeholder no screen has, so it is refused rather than read as 'none'."""
+    if not isinstance(value, str) or not value:
+        return None
+    clean = safe_str(value, 64)
+    return clean if clean is not None else "(invalid name)"
+
+
 def requested_screen() -> str | None:
     """The screen name the request being served asks for (unchecked), or None: not in a request,
     or the default screen. Never raises."""
@@ -183,20 +192,20 @@ def requested_screen() -> str | None:
         from flask import has_request_context, request
 
         if has_request_context() and request.method == "GET" and SCREEN_PARAM in request.args:
-            return safe_str(request.args.get(SCREEN_PARAM), 64) or None
+            return _named(request.args.get(SCREEN_PARAM))
     except Exception:
         pass
     headers = request_headers()
     explicit = _header(headers, SCREEN_HEADER)
     if explicit:
-        return safe_str(explicit, 64) or None
+        return _named(explicit)
     referer = _header(headers, "Referer")
     if referer:
         try:
-            query = urlsplit(referer[:4096]).query
+            values = parse_qs(urlsplit(referer[:4096]).query, max_num_fields=100).get(SCREEN_PARAM)
         except ValueError:
-            return None
-        return parse_query(query, allowed_keys=(SCREEN_PARAM,), max_value_len=64).get(SCREEN_PARAM) or None
+            return "(invalid name)"
+        return _named(values[0]) if values else None
     return None
 
 
