@@ -127,11 +127,14 @@ def page_callbacks(client: InProcess, deps: list[dict], path: str, seen: set) ->
     return out
 
 
-def layout_body(deps: list[dict], path: str) -> dict:
+def layout_body(deps: list[dict], url: str) -> dict:
+    """The page router's request for ``url`` (a path, optionally with its query string)."""
     from benchmarks.load_test import ROUTER, build_payload
 
     router = next(d for d in deps if d["output"] == ROUTER)
-    return build_payload(router, {("_pages_location", "pathname"): path, ("_pages_location", "search"): ""})
+    path, _, query = url.partition("?")
+    return build_payload(router, {("_pages_location", "pathname"): path,
+                                  ("_pages_location", "search"): "?" + query if query else ""})
 
 
 def main() -> int:
@@ -141,6 +144,10 @@ def main() -> int:
     p.add_argument("--screen", default="demo")
     p.add_argument("--store", type=Path, default=None, help="default: the screen's store")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--pages", default=None,
+                   help="comma-separated page URLs, query strings allowed (a view opened from a link); "
+                        "default: every page as opened from the navbar")
+    p.add_argument("--name", default=None, help="results file callbacks_NAME.json (default: the screen)")
     p.add_argument("--cold-child", type=Path, default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     store = a.store or default_store(a.screen)
@@ -151,7 +158,8 @@ def main() -> int:
     client, warm_up_s = start_app(store)
     deps = json.loads(client.request("GET", "/_dash-dependencies")[1])
     rows, seen = [], set()
-    for path in PAGES:
+    pages = a.pages.split(",") if a.pages else PAGES
+    for path in pages:
         calls = [(f"{path} layout", layout_body(deps, path)), *page_callbacks(client, deps, path, seen)]
         cold = cold_calls(store, [b for _, b in calls])
         for i, (label, body) in enumerate(calls):
@@ -164,8 +172,8 @@ def main() -> int:
     over = [r["callback"] for r in rows if r["cold_ms"] > TARGET_MS]
     print(f"{len(rows)} calls; slowest cold {max(r['cold_ms'] for r in rows):.0f} ms, slowest warm median "
           f"{max(r['warm_median_ms'] for r in rows):.0f} ms (target {TARGET_MS} ms, cold); over target cold: {over or 'none'}")
-    out = save_result(RESULTS / f"callbacks_{a.screen}.json",
-                      {"screen": a.screen, "store": str(store), "warm_up_at_start_s": round(warm_up_s, 2),
+    out = save_result(RESULTS / f"callbacks_{a.name or a.screen}.json",
+                      {"screen": a.screen, "pages": pages, "store": str(store), "warm_up_at_start_s": round(warm_up_s, 2),
                        "targets": {"cold_ms": TARGET_MS}, "over_target_cold": over, "rows": rows}, meta)
     print(f"saved {out}")
     return 0

@@ -141,7 +141,9 @@ def page_components(client: Client, deps: list[dict], path: str) -> dict[str, di
     router = next((d for d in deps if d["output"] == ROUTER), None)
     if router is None:
         return {}
-    body = build_payload(router, {("_pages_location", "pathname"): path, ("_pages_location", "search"): ""})
+    path, _, query = path.partition("?")  # a page opened from a link carries its view in the query
+    body = build_payload(router, {("_pages_location", "pathname"): path,
+                                  ("_pages_location", "search"): "?" + query if query else ""})
     status, raw = client.request("POST", "/_dash-update-component", body)
     if status != 200:
         return {}
