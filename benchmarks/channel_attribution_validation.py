@@ -5,8 +5,9 @@
 On the synthetic demo store: per perturbation, the MAE (the demo checkpoint at the embed stage's
 chosen block, tokens pooled over channels) embeds a seeded sample of wells with all six channels
 and with each channel left out; precompute.channel_attribution ranks the channels by how far the
-phenotype moves without them. Truth: the generator's latent programme of that perturbation
-(ground_truth/latent_programs.csv), each trait drawn in one stain (benchmarks/
+phenotype moves without them, beyond how far groups of control wells move (the stage's
+measure; the raw shift, version 1's measure, is scored beside it). Truth: the generator's
+latent programme of that perturbation (ground_truth/latent_programs.csv), each trait drawn in one stain (benchmarks/
 feature_drivers_validation.py's TRAIT_CHANNEL; cell count, spread and elongation show in every
 channel and are left out); the dominant channel is the one whose traits carry the largest total
 absolute weight. Reported over the *active* perturbations (MAE activity q < 0.05 and a programme
@@ -109,15 +110,23 @@ def run_one(label: str, store_path: Path, sample: dict, seed: int) -> dict:
                                       seed=seed, **sample)
     seconds = time.perf_counter() - started
     prog = pd.read_csv(Path(run["screen"]["path"]) / "ground_truth" / "latent_programs.csv")
+    raw = table.drop(columns=[*channels, "top_channel", "second_channel"]).rename(
+        columns={f"shift_{c}": c for c in channels})
+    raw = pd.concat([raw, ca.rank_channels(raw, channels)], axis=1)  # version 1's ranking: the raw shift
+    uncalibrated = score(raw, entities, activity, prog)
     result = {"label": label, "sample": drawn, "caption": ca.sampling_caption(drawn), "seconds": round(seconds, 1),
               "block": info["block"]["chosen"], "tile": tile,
               "summary": ca.channel_summary(table, channels).to_dict(orient="records"),
-              **score(table, entities, activity, prog)}
+              **score(table, entities, activity, prog),
+              "raw_shift": {k: uncalibrated[k] for k in ("n_scored", "top_channel_is_dominant", "top_channel_in_truth_top2",
+                                                         "dominant_in_attributed_top2", "confusion")}}
     print(f"{label:>8}: {result['caption']}; {seconds:.0f} s")
     print(f"{'':>8}  {result['n_scored']} active perturbations scored: top channel = dominant "
           f"{result['top_channel_is_dominant']:.2f} (chance {result['chance_top1']:.2f}), in the programme's top two "
           f"{result['top_channel_in_truth_top2']:.2f}, dominant in the attributed top two "
-          f"{result['dominant_in_attributed_top2']:.2f} (chance {result['chance_top2']:.2f})")
+          f"{result['dominant_in_attributed_top2']:.2f} (chance {result['chance_top2']:.2f}); ranked by the raw "
+          f"shift instead: {uncalibrated['top_channel_is_dominant']:.2f} / {uncalibrated['top_channel_in_truth_top2']:.2f}"
+          f" / {uncalibrated['dominant_in_attributed_top2']:.2f}")
     return result
 
 

@@ -16,9 +16,15 @@ For a perturbation ``p`` with wells ``W`` and an embedding ``x`` (one per channe
 - phenotype ``d(p) = mean of z over W``; ``|d_all|`` is its size, compared with the same size for
   random draws of ``|W|`` control wells (the ``quantile`` of that null is the threshold): below it
   the perturbation has **no phenotype** to attribute and every channel is NaN;
-- attribution of channel ``c``: ``|d_all - d_without_c| / |d_all|``, how far the phenotype moves
-  when ``c`` is not shown, as a fraction of the phenotype; the channel with the largest is the
-  one the phenotype lives in most.
+- shift of channel ``c``: ``|d_all - d_without_c|``, how far the phenotype moves when ``c`` is
+  not shown (also stored as a fraction of ``|d_all|``, ``shift_<c>``);
+- attribution of channel ``c``: that shift against the same shift of random groups of as many
+  *control* wells (pseudo-perturbations: no phenotype, the same noise), ``(shift - mean) / sd``
+  over the draws: how much more than expected the phenotype moves when ``c`` is dropped. Leaving
+  a channel out moves every embedding by its own amount (on the demo MAE, dropping DNA moves
+  everything, noise included); the raw shift ranks that channel first for most perturbations,
+  the calibrated one only where the phenotype needs it. The channel with the largest is the one
+  the phenotype lives in most.
 
 Pure numpy here except :func:`embed_channel_sets`, which runs an embedder over images it is given
 (through the embed path's own tiling, :func:`precompute.embed.tile_sites`), and
@@ -179,13 +185,30 @@ def control_residuals(emb: np.ndarray, plates: np.ndarray, is_control: np.ndarra
     return out
 
 
-def _null_threshold(z_ctrl: np.ndarray, size: int, quantile: float, n_draws: int, rng: np.random.Generator) -> float:
-    """The ``quantile`` of |mean of ``size`` random control rows|: how big noise alone gets."""
-    if len(z_ctrl) < 2:
-        return np.nan
-    k = min(size, len(z_ctrl))
-    norms = [np.linalg.norm(z_ctrl[rng.choice(len(z_ctrl), k, replace=False)].mean(axis=0)) for _ in range(n_draws)]
-    return float(np.quantile(norms, quantile))
+@dataclass(frozen=True)
+class ControlNull:
+    """What ``n_draws`` random groups of ``size`` control wells (pseudo-perturbations) show: the
+    ``quantile`` of their phenotype size, and per channel the mean and sd of how far their
+    (noise) phenotype moves when that channel is left out."""
+
+    threshold: float
+    shift_mean: np.ndarray  # (channels,)
+    shift_sd: np.ndarray  # (channels,)
+
+
+def control_null(z: dict[str, np.ndarray], ctrl: np.ndarray, channels: Sequence[str], size: int, quantile: float,
+                 n_draws: int, rng: np.random.Generator) -> ControlNull:
+    """:class:`ControlNull` of groups of ``size`` wells drawn from the rows ``ctrl`` of ``z``."""
+    rows = ctrl[np.isfinite(z[ALL][ctrl]).all(axis=1)]
+    if len(rows) < 2:
+        nan = np.full(len(channels), np.nan)
+        return ControlNull(np.nan, nan, nan)
+    k = min(size, len(rows))
+    draws = np.stack([rng.choice(rows, k, replace=False) for _ in range(n_draws)])
+    d_all = z[ALL][draws].mean(axis=1)  # (n_draws, dim)
+    shifts = np.stack([np.linalg.norm(d_all - z[c][draws].mean(axis=1), axis=1) for c in channels], axis=1)
+    return ControlNull(float(np.quantile(np.linalg.norm(d_all, axis=1), quantile)), shifts.mean(axis=0),
+                       shifts.std(axis=0, ddof=1))
 
 
 def channel_attribution(sets: dict[str, np.ndarray], plates: np.ndarray, is_control: np.ndarray,
@@ -193,10 +216,11 @@ def channel_attribution(sets: dict[str, np.ndarray], plates: np.ndarray, is_cont
                         known_active: Sequence[bool] | None = None, quantile: float = 0.95,
                         n_draws: int = 500, seed: int = 0) -> pd.DataFrame:
     """One row per group (perturbation) of rows into the ``sets`` arrays: each channel's
-    attribution (see the module doc), ``phenotype`` (|d_all| in control-noise units),
-    ``null`` (its threshold for that many wells), ``beyond_controls`` (phenotype > null),
-    ``has_phenotype``, ``n_wells`` and the ranked ``top_channel`` / ``second_channel`` ('' where
-    there is no phenotype).
+    attribution (see the module doc: how much further the phenotype moves without the channel
+    than groups of as many control wells move, in sds of theirs), ``shift_<channel>`` (the move as
+    a fraction of the phenotype), ``phenotype`` (|d_all| in control-noise units), ``null`` (its
+    threshold for that many wells), ``beyond_controls`` (phenotype > null), ``has_phenotype``,
+    ``n_wells`` and the ranked ``top_channel`` / ``second_channel`` ('' where there is no phenotype).
 
     ``known_active``: per group, whether a stronger test already found a phenotype (the relate
     stage's mAP q-value over all of a perturbation's wells in the aligned map); such a group has
@@ -214,9 +238,8 @@ def channel_attribution(sets: dict[str, np.ndarray], plates: np.ndarray, is_cont
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.where(sd > 0, 1.0 / sd, 0.0)  # a dimension constant over controls carries no signal
     z = {name: r * scale for name, r in res.items()}
-    z_ctrl = z[ALL][ctrl & np.isfinite(z[ALL]).all(axis=1)]
     rng = np.random.default_rng(seed)
-    thresholds: dict[int, float] = {}
+    nulls: dict[int, ControlNull] = {}
     rows = []
     known = np.zeros(len(groups), bool) if known_active is None else np.asarray(known_active, dtype=bool)
     if len(known) != len(groups):
@@ -225,17 +248,22 @@ def channel_attribution(sets: dict[str, np.ndarray], plates: np.ndarray, is_cont
         g = np.asarray(g, dtype=np.int64)
         d_all = np.nanmean(z[ALL][g], axis=0) if len(g) else np.full(z[ALL].shape[1], np.nan)
         size = float(np.linalg.norm(d_all))
-        if len(g) not in thresholds:
-            thresholds[len(g)] = _null_threshold(z_ctrl, len(g), quantile, n_draws, rng)
-        null = thresholds[len(g)]
-        beyond = bool(np.isfinite(size) and np.isfinite(null) and size > null)
+        if len(g) not in nulls:
+            nulls[len(g)] = control_null(z, np.flatnonzero(ctrl), channels, len(g), quantile, n_draws, rng)
+        null = nulls[len(g)]
+        beyond = bool(np.isfinite(size) and np.isfinite(null.threshold) and size > null.threshold)
         has = bool(np.isfinite(size) and size > 0 and (beyond or active))
-        row = {"n_wells": len(g), "phenotype": size, "null": null, "beyond_controls": beyond, "has_phenotype": has}
-        for c in channels:
-            row[c] = float(np.linalg.norm(d_all - np.nanmean(z[c][g], axis=0)) / size) if has else np.nan
+        row = {"n_wells": len(g), "phenotype": size, "null": null.threshold, "beyond_controls": beyond,
+               "has_phenotype": has}
+        shifts = np.array([np.linalg.norm(d_all - np.nanmean(z[c][g], axis=0)) for c in channels])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            beyond_null = np.where(null.shift_sd > 0, (shifts - null.shift_mean) / null.shift_sd, np.nan)
+        for i, c in enumerate(channels):
+            row[c] = float(beyond_null[i]) if has else np.nan
+            row[f"shift_{c}"] = float(shifts[i] / size) if has else np.nan
         rows.append(row)
     table = pd.DataFrame(rows, columns=["n_wells", "phenotype", "null", "beyond_controls", "has_phenotype",
-                                         *channels])
+                                         *channels, *(f"shift_{c}" for c in channels)])
     ranked = rank_channels(table, channels)
     return pd.concat([table, ranked], axis=1)
 
@@ -243,7 +271,8 @@ def channel_attribution(sets: dict[str, np.ndarray], plates: np.ndarray, is_cont
 def empty_table(channels: Sequence[str]) -> pd.DataFrame:
     """:func:`channel_attribution`'s columns, typed, no rows (nothing was sampled)."""
     cols = {"n_wells": "int64", "phenotype": "float64", "null": "float64", "beyond_controls": "bool",
-            "has_phenotype": "bool", **{c: "float64" for c in channels}, "top_channel": "object",
+            "has_phenotype": "bool", **{c: "float64" for c in channels},
+            **{f"shift_{c}": "float64" for c in channels}, "top_channel": "object",
             "second_channel": "object"}
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
 

@@ -56,8 +56,9 @@ def test_phenotype_in_one_channel_is_attributed_to_it(channel):
     row = table.iloc[0]
     assert row["has_phenotype"] and row["beyond_controls"]
     assert row["top_channel"] == CHANNELS[channel]
-    # without that channel the phenotype is (nearly) gone: it moves by about its whole size
-    assert row[CHANNELS[channel]] > 0.8
+    # without that channel the phenotype is (nearly) gone: it moves by about its whole size, far
+    # more than groups of control wells move without it
+    assert row[f"shift_{CHANNELS[channel]}"] > 0.8 and row[CHANNELS[channel]] > 5
     others = [c for c in CHANNELS if c != CHANNELS[channel]]
     assert max(row[c] for c in others) < row[CHANNELS[channel]]
 
@@ -79,6 +80,18 @@ def test_known_active_overrides_the_noise_test_but_not_a_zero_phenotype():
     assert np.isfinite(table.loc[0, CHANNELS].astype(float)).all()
     with pytest.raises(ValueError, match="known_active has 2 values for 1 groups"):
         ca.channel_attribution(sets, plates, ctrl, groups, CHANNELS, known_active=[True, False])
+
+
+def test_a_channel_that_moves_every_embedding_is_not_ranked_first_for_it():
+    """Dropping a channel may move every well, controls included (the demo MAE and DNA): the raw
+    shift then ranks it first for any perturbation; calibrated against control groups it is not."""
+    sets, plates, ctrl, groups = synthetic_sets(2, effect=2.0)
+    rng = np.random.default_rng(5)
+    noisy = sets["DNA"] + rng.normal(0, 6.0, sets["DNA"].shape)  # without DNA every well scatters
+    table = ca.channel_attribution({**sets, "DNA": noisy}, plates, ctrl, groups, CHANNELS)
+    row = table.iloc[0]
+    assert max(CHANNELS, key=lambda c: row[f"shift_{c}"]) == "DNA", "raw shift: DNA first"
+    assert row["top_channel"] == "RNA", "calibrated: the channel the phenotype lives in"
 
 
 def test_missing_channel_set_is_named():

@@ -53,9 +53,11 @@ def run(ctx: StageContext, target: Target) -> str:
         wr.save_table("channel_summary", parquet_safe(ca.channel_summary(table, list(screen.channels))))
         wr.info["sample"] = {**drawn, "caption": ca.sampling_caption(drawn),
                              "order": f"smallest activity q-value first (q < {ALPHA} counts as a phenotype)"}
-        wr.info["measure"] = ("|d_all - d_without_c| / |d_all|: how far the phenotype (mean of its wells minus its "
-                              "plates' controls, in control-noise units) moves when channel c is left out; "
-                              f"NaN without a phenotype (not active and within the {QUANTILE:.0%} of control draws)")
+        wr.info["measure"] = ("(|d_all - d_without_c| - mean) / sd over groups of as many control wells: how much "
+                              "further than expected the phenotype (mean of its wells minus its plates' controls, in "
+                              "control-noise units) moves when channel c is left out; shift_<c>: the move as a "
+                              f"fraction of |d_all|; NaN without a phenotype (not active and within the {QUANTILE:.0%} "
+                              "of control draws)")
         wr.info["block"] = block
         wr.info["with_phenotype"] = int(np.sum(table["has_phenotype"])) if len(table) else 0
 
@@ -63,7 +65,8 @@ def run(ctx: StageContext, target: Target) -> str:
 
 
 STAGE = register(Stage(
-    name="channel_attribution", version="1", after="characterise", inputs=("embed", "aggregate", "relate"),
+    # 2: channels ranked by their shift calibrated against control groups (was the raw shift)
+    name="channel_attribution", version="2", after="characterise", inputs=("embed", "aggregate", "relate"),
     outputs={"channel_attribution": "table", "channel_summary": "table"},
     run=run, applies=applies,
     description="leave-one-channel-out CA-MAE embeddings of a sample: which stains carry each phenotype"))
