@@ -20,6 +20,8 @@ import pandas as pd
 from phenomix_dash.annotations import GENETIC_TYPES, Annotations
 from phenomix_dash.cache import memoize
 from phenomix_dash.data import PhenomixData
+from phenomix_dash.name_data import named_perturbations
+from phenomix_dash.names import TYPE_SHORT, dropdown_options, entity_label
 
 
 class NeighbourError(ValueError):
@@ -141,7 +143,8 @@ class NeighbourIndex:
 
 @memoize(4, store=True)
 def _index(d: PhenomixData, embedder: str) -> NeighbourIndex:
-    return NeighbourIndex.build(np.asarray(d.unit_embeddings(embedder)), d.perturbations(embedder))
+    # The table carries each entity's name, MOA and InChIKey: every label built from it shows them.
+    return NeighbourIndex.build(np.asarray(d.unit_embeddings(embedder)), named_perturbations(d, embedder))
 
 
 def neighbour_index(d: PhenomixData, embedder: str | None = None) -> NeighbourIndex:
@@ -151,21 +154,7 @@ def neighbour_index(d: PhenomixData, embedder: str | None = None) -> NeighbourIn
 
 # -- tables for the pages -------------------------------------------------------------------
 
-_TYPE_SHORT = {"crispr": "CRISPR", "orf": "ORF", "compound": "compound",
-               "negative_control": "neg. control", "positive_control": "pos. control"}
-
-
-def entity_label(row: pd.Series | dict) -> str:
-    """How a biologist reads an entity: 'TP53 (CRISPR)', 'CPD0012 @ 1 µM', 'CPD0012 (all doses)'."""
-    t, p = row["perturbation_type"], str(row["perturbation"])
-    if t in GENETIC_TYPES:
-        return f"{p} ({_TYPE_SHORT[t]})"
-    if t == "compound":
-        c = row.get("concentration_um")
-        if row.get("level") == "dose" and c is not None and np.isfinite(c):
-            return f"{p} @ {c:g} µM"
-        return f"{p} (all doses)"
-    return f"{p} ({_TYPE_SHORT.get(t, t)})"
+_TYPE_SHORT = TYPE_SHORT
 
 
 def percentile_of(sims: np.ndarray | float, null_sorted: np.ndarray | None) -> np.ndarray:
@@ -236,18 +225,6 @@ def unit_labels(table: pd.DataFrame) -> np.ndarray:
 
 def search_options(table: pd.DataFrame, text: str | None, kinds: tuple[str, ...], keep: list[str] | None,
                    limit: int = 50, *, doses: bool = False) -> list[dict]:
-    """Dropdown options matching ``text`` (server-side filtering keeps the browser light at 10^5
-    entities); selected values are always kept so the dropdown can show them. ``doses`` also
-    offers per-concentration compound entities."""
-    t = table[table["perturbation_type"].isin(kinds)]
-    if not doses:
-        t = t[t["level"] != "dose"]
-    keep = [k for k in (keep or []) if isinstance(k, str)]
-    hits = t[t["pert_id"].isin(keep)]
-    if text:
-        s = str(text).strip().lower()[:80]
-        m = t["perturbation"].astype(str).str.lower().str.contains(s, regex=False)
-        hits = pd.concat([hits, t[m & ~t["pert_id"].isin(keep)].head(limit)])
-    else:
-        hits = pd.concat([hits, t[~t["pert_id"].isin(keep)].head(limit)])
-    return [{"label": entity_label(r), "value": r["pert_id"]} for r in hits.to_dict("records")]
+    """Dropdown options of a perturbation table matching ``text`` on any of name, id, InChIKey or
+    synonym (names.dropdown_options); pages use name_data.search_options, which caches the index."""
+    return dropdown_options(table, text, kinds, keep, limit, doses=doses)

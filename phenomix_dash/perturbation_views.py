@@ -107,12 +107,25 @@ def summary_cards(entity: dict, s: dict) -> dbc.Row:
                     + (f", {_n(guides, 'guide')}" if entity["perturbation_type"] == "crispr" and guides else ""),
                     className="small")]
     label = PERTURBATION_TYPE_LABELS.get(entity["perturbation_type"], entity["perturbation_type"])
-    head = [html.H4(entity_label(entity), className="mb-0"), html.Div(label, className="text-muted small")]
+    head = [html.H4(entity_label(entity), className="mb-0"), html.Div(label, className="text-muted small"),
+            *name_details(entity)]
     return dbc.Row([
         dbc.Col(head, md=3),
         dbc.Col(dbc.Card(dbc.CardBody(act), className="h-100"), md=5),
         dbc.Col(dbc.Card(dbc.CardBody(rep), className="h-100"), md=4),
     ], className="g-2 mb-3")
+
+
+def name_details(entity: dict) -> list:
+    """MOA, InChIKey and synonyms from the screen's annotations, each only where annotated."""
+    out = []
+    for key, title in (("moa", "MOA"), ("inchikey", "InChIKey")):
+        if isinstance(entity.get(key), str) and entity[key]:
+            out.append(html.Div([html.B(f"{title}: "), entity[key]], className="small"))
+    syn = entity.get("synonyms") or ()
+    if syn:
+        out.append(html.Div([html.B("also known as: "), ", ".join(syn)], className="small"))
+    return out
 
 
 def neighbour_lists(d: PhenomixData, pert_id: str, k: int) -> dict[str, pd.DataFrame]:

@@ -97,6 +97,18 @@ def ckpt_store(tiny_store, tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def real_store(tmp_path_factory, shared_data) -> Path:
+    """The built-in REAL screen (LINCS + JUMP-MOA profiles, shared data) through the pipeline: once per session."""
+    from precompute.pipeline import RunConfig, run_pipeline
+    from precompute.real_screen import build_real_screen
+
+    root = tmp_path_factory.mktemp("real")
+    screen = build_real_screen(root / "screen")
+    run_pipeline(screen, root / "store", RunConfig(), progress=False)
+    return root / "store"
+
+
 @pytest.fixture(scope="module")
 def app_data(tiny_store):
     """The app built on the tiny store (pages registered) and its data reader, for in-process page tests."""

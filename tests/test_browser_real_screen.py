@@ -14,17 +14,6 @@ pytestmark = pytest.mark.browser
 PAGES = ["/", "/map", "/plates", "/activity", "/similarity", "/perturbation", "/images", "/benchmarks"]
 
 
-@pytest.fixture(scope="module")
-def real_store(tmp_path_factory, shared_data):
-    from precompute.pipeline import RunConfig, run_pipeline
-    from precompute.real_screen import build_real_screen
-
-    root = tmp_path_factory.mktemp("real")
-    screen = build_real_screen(root / "screen")
-    run_pipeline(screen, root / "store", RunConfig(), progress=False)
-    return root / "store"
-
-
 def _points_drawn(dash_duo, graph: str) -> int | None:
     """Points plotly.js drew in the scattergl traces of ``graph`` (decoded data), None before it draws."""
     return dash_duo.driver.execute_script(

@@ -11,13 +11,18 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from phenomix_dash.names import short_labels
+
 from .palette import PERTURBATION_TYPE_COLOURS, PERTURBATION_TYPE_LABELS
 
 Q_ACTIVE = 0.05
 # -log10(q) is drawn up to this many decades: a q of 0 (no null draw beat it) sits on the ceiling.
 MAX_NEG_LOG10_Q = 6.0
-TABLE_COLUMNS = ["rank", "pert_id", "perturbation", "type", "perturbation_type", "concentration_um", "n_wells",
-                 "n_plates", "replicate_cosine", "mean_average_precision", "p_value", "q_value", "neg_log10_q", "active"]
+TABLE_COLUMNS = ["rank", "pert_id", "name", "perturbation", "moa", "type", "perturbation_type", "concentration_um",
+                 "n_wells", "n_plates", "replicate_cosine", "mean_average_precision", "p_value", "q_value", "neg_log10_q",
+                 "active", "inchikey", "synonyms"]
+# Searched by filter_activity besides the id: what a biologist may type.
+SEARCH_COLUMNS = ("perturbation", "pert_id", "name", "moa", "inchikey", "synonyms")
 
 
 def _type_order(types: pd.Series | np.ndarray) -> list[str]:
@@ -86,15 +91,17 @@ def distance_distribution_figure(
 def activity_table(perturbations: pd.DataFrame, activity: pd.DataFrame) -> pd.DataFrame:
     """One row per scored perturbation, ranked by mAP (highest first), for the table and volcano.
 
-    perturbations: perturbations() (pert_id, perturbation_type, perturbation, level, n_wells, ...);
+    perturbations: perturbations() (pert_id, perturbation_type, perturbation, level, n_wells, ...),
+    with the annotated name, moa, inchikey and synonyms (phenomix_dash/names.py) when known;
     activity: activity() (pert_id, mean_average_precision, p_value, q_value, active, ...).
     Entities without an activity score (e.g. single-well ones) are left out. ``neg_log10_q`` is
-    capped at MAX_NEG_LOG10_Q. Returns the columns of TABLE_COLUMNS.
+    capped at MAX_NEG_LOG10_Q. Returns the columns of TABLE_COLUMNS (no name: missing).
     """
     need = {"pert_id", "mean_average_precision", "q_value"}
     if not need <= set(activity.columns):
         raise ValueError(f"activity table lacks column(s) {sorted(need - set(activity.columns))}")
-    extra = [c for c in ("pert_id", "level", "concentration_um", "n_plates", "replicate_cosine") if c in perturbations.columns]
+    extra = [c for c in ("pert_id", "level", "concentration_um", "n_plates", "replicate_cosine", "name", "moa", "inchikey",
+                         "synonyms") if c in perturbations.columns and c not in ("perturbation", "perturbation_type")]
     df = activity.merge(perturbations[extra], on="pert_id", how="left") if "pert_id" in perturbations.columns else activity.copy()
     for c in TABLE_COLUMNS:
         if c not in df.columns and c not in ("rank", "type", "neg_log10_q"):
@@ -106,6 +113,8 @@ def activity_table(perturbations: pd.DataFrame, activity: pd.DataFrame) -> pd.Da
     q = df["q_value"].to_numpy(dtype=float)
     df["neg_log10_q"] = np.minimum(-np.log10(np.clip(q, 10.0 ** -MAX_NEG_LOG10_Q, 1.0)), MAX_NEG_LOG10_Q)
     df["type"] = df["perturbation_type"].astype(str).map(lambda t: PERTURBATION_TYPE_LABELS.get(t, t))
+    # Synonyms travel as one text (the grid and the CSV show it; a tuple would not survive either).
+    df["synonyms"] = [("; ".join(v) or None) if isinstance(v, tuple) else v for v in df["synonyms"]]
     df = df.sort_values(["mean_average_precision", "q_value"], ascending=[False, True], na_position="last", kind="stable")
     df["rank"] = np.arange(1, len(df) + 1)
     return df[TABLE_COLUMNS].reset_index(drop=True)
@@ -113,8 +122,8 @@ def activity_table(perturbations: pd.DataFrame, activity: pd.DataFrame) -> pd.Da
 
 def filter_activity(table: pd.DataFrame, *, types: list[str] | None = None, active_only: bool = False,
                     search: str | None = None) -> pd.DataFrame:
-    """Rows of `activity_table` of the given perturbation types, active only, and/or whose id or
-    name contains ``search`` (case-insensitive, literal)."""
+    """Rows of `activity_table` of the given perturbation types, active only, and/or whose id,
+    name, MOA, InChIKey or a synonym contains ``search`` (case-insensitive, literal)."""
     keep = np.ones(len(table), dtype=bool)
     if types:
         keep &= table["perturbation_type"].isin(types).to_numpy()
@@ -122,8 +131,11 @@ def filter_activity(table: pd.DataFrame, *, types: list[str] | None = None, acti
         keep &= table["active"].astype("boolean").fillna(False).to_numpy(dtype=bool)  # filtering only: NA is not active
     if search:
         s = search.strip().lower()
-        keep &= (table["perturbation"].astype(str).str.lower().str.contains(s, regex=False)
-                 | table["pert_id"].astype(str).str.lower().str.contains(s, regex=False)).to_numpy()
+        hit = np.zeros(len(table), dtype=bool)
+        for c in SEARCH_COLUMNS:
+            if c in table.columns:
+                hit |= table[c].astype("string").str.lower().str.contains(s, regex=False).fillna(False).to_numpy(dtype=bool)
+        keep &= hit
     return table[keep]
 
 
@@ -140,7 +152,7 @@ def volcano_figure(table: pd.DataFrame, *, highlight: str | None = None, gl_thre
         fig.add_trace(scatter(
             x=sub["mean_average_precision"], y=sub["neg_log10_q"], mode="markers",
             name=PERTURBATION_TYPE_LABELS.get(typ, typ), customdata=sub["pert_id"].astype(str).to_numpy(dtype=object),
-            text=sub["perturbation"].astype(str).to_numpy(dtype=object),
+            text=short_labels(sub),
             marker={"color": PERTURBATION_TYPE_COLOURS.get(typ, "#000"), "size": 8, "opacity": 0.8,
                     "line": {"width": 0.5, "color": "#FFF"}},
             hovertemplate="<b>%{text}</b> (%{customdata})<br>mAP %{x:.3f}, -log10 q %{y:.2f}<extra></extra>",

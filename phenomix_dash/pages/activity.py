@@ -37,6 +37,8 @@ from phenomix_dash.ids import (
     ACT_VOLCANO,
     ACT_VOLCANO_INFO,
 )
+from phenomix_dash.name_data import named_perturbations
+from phenomix_dash.names import name_and_id
 from precompute.contract import PERTURBATION_TYPES
 
 dash.register_page(__name__, path="/activity", name="Activity", title="Phenomix · activity", order=3)
@@ -47,7 +49,11 @@ MAX_SEARCH = 100
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}
 COLUMN_DEFS = [
     {"field": "rank", "headerName": "#", "width": 70, "filter": False},
+    {"field": "name", "headerName": "name", "width": 170, "tooltipField": "name",
+     "headerTooltip": "common name from the screen's annotations (blank: none annotated)"},
     {"field": "perturbation", "headerName": "perturbation", "width": 150},
+    {"field": "moa", "headerName": "MOA", "width": 200, "tooltipField": "moa",
+     "headerTooltip": "mechanism of action from the screen's annotations (blank: none annotated)"},
     {"field": "type", "headerName": "type", "width": 150},
     {"field": "concentration_um", "headerName": "µM", "width": 80},
     {"field": "n_wells", "headerName": "wells", "width": 80},
@@ -65,6 +71,8 @@ COLUMN_DEFS = [
     {"field": "dose_flags", "headerName": "fit flags", "width": 180, "tooltipField": "dose_flags",
      "headerTooltip": "no response / poor fit / toxic at the top dose; 'none': the fit is trusted"},
     {"field": "pert_id", "headerName": "id", "width": 200},
+    {"field": "inchikey", "headerName": "InChIKey", "width": 240, "hide": True},
+    {"field": "synonyms", "headerName": "synonyms", "width": 200, "hide": True},
 ]
 
 
@@ -74,7 +82,7 @@ def ranked_table(d):
         fits = d.dose_response()
     except DataUnavailable:  # a run without the characterise stage: the columns show no value
         fits = None
-    return with_dose_columns(activity_table(d.perturbations(), d.activity()), fits)
+    return with_dose_columns(activity_table(named_perturbations(d), d.activity()), fits)
 
 
 def type_options(table) -> list[dict[str, str]]:
@@ -127,7 +135,7 @@ def layout(types: str | None = None, active: str | None = None, q: str | None = 
             dbc.Col(dcc.Dropdown(topts, types, id=ACT_TYPES, multi=True, placeholder="all perturbation types"), md=4),
             dbc.Col(dbc.Checklist(id=ACT_ACTIVE, options=[{"label": "active only (q < 0.05)", "value": "active"}],
                                   value=["active"] if active_only else [], switch=True), md=2),
-            dbc.Col(dbc.Input(id=ACT_SEARCH, value=search, placeholder="search perturbation or id", debounce=True,
+            dbc.Col(dbc.Input(id=ACT_SEARCH, value=search, placeholder="search name, id, MOA or InChIKey", debounce=True,
                               type="text", maxLength=MAX_SEARCH), md=3),
             dbc.Col([dbc.Button("Export CSV", id=ACT_EXPORT, color="secondary", size="sm"), dcc.Download(id=ACT_DOWNLOAD)],
                     md=1),
@@ -201,7 +209,7 @@ def volcano_click(click):
         row = ranked_table(get_data()).set_index("pert_id").loc[pid]
     except (TypeError, KeyError, IndexError, DataUnavailable):
         return no_update
-    return html.Span([html.B(str(row["perturbation"])), f" — mAP {fmt_value(row['mean_average_precision'], '.3f')}, "
+    return html.Span([html.B(name_and_id(row["name"], str(row["perturbation"]))), f" — mAP {fmt_value(row['mean_average_precision'], '.3f')}, "
                       f"q {fmt_value(row['q_value'], '.2g')} — ", dcc.Link("open perturbation", href=pert_href(pid))])
 
 

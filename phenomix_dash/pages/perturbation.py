@@ -34,10 +34,10 @@ from phenomix_dash.ids import (
     PERT_TILES,
     PERT_URL,
 )
+from phenomix_dash.name_data import search_options
 from phenomix_dash.neighbours import (
     entity_label,
     neighbour_index,
-    search_options,
 )
 from phenomix_dash.perturbation_character import (
     PERT_SIG_ONLY,
@@ -72,7 +72,8 @@ GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg", 
 
 def layout(pert: str | None = None, k: str | None = None, plate: str | None = None, **_: object) -> html.Div:
     try:
-        table = get_data().perturbations()
+        d = get_data()
+        table = d.perturbations()
     except DataUnavailable as err:
         return message(f"No perturbations to show: {err}")
     known = set(table["pert_id"].astype(str))
@@ -89,8 +90,8 @@ def layout(pert: str | None = None, k: str | None = None, plate: str | None = No
         message(f"{str(unknown)[:80]!r} is not a perturbation of this screen; search for another.") if unknown else None,
         dbc.Row([
             dbc.Col([dbc.Label("Gene or compound"),
-                     dcc.Dropdown(id=PERT_SEARCH, options=search_options(table, None, SEARCH_TYPES, [pert] if pert else None, doses=True),
-                                  value=pert, placeholder="type to search, e.g. a gene symbol or compound id…",
+                     dcc.Dropdown(id=PERT_SEARCH, options=search_options(d, None, SEARCH_TYPES, [pert] if pert else None, doses=True),
+                                  value=pert, placeholder="type a name, id, InChIKey or synonym, e.g. a gene symbol…",
                                   searchable=True, clearable=True)], md=6),
             dbc.Col([dbc.Label("Neighbours per list"),
                      dcc.Dropdown(id=PERT_K, options=[{"label": str(v), "value": v} for v in K_CHOICES], value=k_val,
@@ -123,13 +124,13 @@ def layout(pert: str | None = None, k: str | None = None, plate: str | None = No
     Input(PERT_SEARCH, "value"),
 )
 def filter_options(text: str | None, value: str | None):
-    """Server-side type-ahead: only matching options cross the wire (10^5 perturbations)."""
+    """Server-side type-ahead on any of name, id, InChIKey or synonym: only matching options cross
+    the wire (10^5 perturbations)."""
+    keep = [value] if isinstance(value, str) else None
     try:
-        table = get_data().perturbations()
+        return search_options(get_data(), text if isinstance(text, str) else None, SEARCH_TYPES, keep, doses=True)
     except DataUnavailable:
         return []
-    keep = [value] if isinstance(value, str) else None
-    return search_options(table, text if isinstance(text, str) else None, SEARCH_TYPES, keep, doses=True)
 
 
 def neighbour_tabs(lists: dict[str, pd.DataFrame]) -> dbc.Tabs:
