@@ -1,27 +1,63 @@
-/* Phenomix: tell the server which screen every request of this page is for.
- * Dash callbacks do not see the page's URL; this adds the `screen` parameter of the page's
- * current URL as an X-Phenomix-Screen header to every same-origin request the page makes
- * (phenomix_dash/screens.py reads it; the Referer is the fallback). The server checks the
- * name against the screens the user may see, so the header grants nothing by itself. */
+/* Phenomix: keep the screen being browsed in the URL, and tell the server about it.
+ *
+ * 1. Every same-origin request the page makes carries the `screen` parameter of the page's current
+ *    URL as an X-Phenomix-Screen header: Dash callbacks do not see the page's URL
+ *    (phenomix_dash/screens.py reads the header; the Referer is its fallback).
+ * 2. A page rewriting its own URL (a dcc.Location's search, a dcc.Link) keeps `screen` when the new
+ *    URL does not name one: only the navbar's screen switcher, which always names one, changes it.
+ *    So a page that writes its query string without the shared parameters cannot silently move
+ *    the user to another screen, and a reload shows what was on screen.
+ * The server checks every name against the screens the user may see: the header grants nothing. */
 (function () {
   "use strict";
-  if (!window.fetch || window.__phenomixScreenHeader) { return; }
-  window.__phenomixScreenHeader = true;
-  var originalFetch = window.fetch;
-  function sameOrigin(input) {
+  if (window.__phenomixScreens) { return; }
+  window.__phenomixScreens = true;
+
+  function currentScreen() {
+    return new URLSearchParams(window.location.search).get("screen");
+  }
+
+  function sameOrigin(url) {
     try {
-      var url = typeof input === "string" ? input : (input && input.url) || "";
-      return new URL(url, window.location.href).origin === window.location.origin;
+      return new URL(String(url), window.location.href).origin === window.location.origin;
     } catch (e) { return false; }
   }
-  window.fetch = function (input, init) {
-    var screen = new URLSearchParams(window.location.search).get("screen");
-    if (screen && sameOrigin(input)) {
-      init = Object.assign({}, init || {});
-      var headers = new Headers(init.headers || (input instanceof Request ? input.headers : undefined));
-      headers.set("X-Phenomix-Screen", screen);
-      init.headers = headers;
-    }
-    return originalFetch.call(this, input, init);
-  };
+
+  function keepScreen(url) {
+    var screen = currentScreen();
+    if (!screen || url === undefined || url === null || !sameOrigin(url)) { return url; }
+    var s = String(url);
+    var hashAt = s.indexOf("#");
+    var hash = hashAt >= 0 ? s.slice(hashAt) : "";
+    var rest = hashAt >= 0 ? s.slice(0, hashAt) : s;
+    var queryAt = rest.indexOf("?");
+    var query = queryAt >= 0 ? rest.slice(queryAt + 1) : "";
+    if (new URLSearchParams(query).has("screen")) { return url; }
+    var path = queryAt >= 0 ? rest.slice(0, queryAt) : rest;
+    if (queryAt < 0 && path === "") { path = window.location.pathname; }  // "" or "#x": this page
+    return path + "?" + (query ? query + "&" : "") + "screen=" + encodeURIComponent(screen) + hash;
+  }
+
+  ["pushState", "replaceState"].forEach(function (name) {
+    var original = window.history[name];
+    window.history[name] = function (state, title, url) {
+      return arguments.length > 2 ? original.call(this, state, title, keepScreen(url))
+                                  : original.apply(this, arguments);
+    };
+  });
+
+  if (window.fetch) {
+    var originalFetch = window.fetch;
+    window.fetch = function (input, init) {
+      var screen = currentScreen();
+      var url = typeof input === "string" ? input : (input && input.url) || "";
+      if (screen && sameOrigin(url)) {
+        init = Object.assign({}, init || {});
+        var headers = new Headers(init.headers || (input instanceof Request ? input.headers : undefined));
+        headers.set("X-Phenomix-Screen", screen);
+        init.headers = headers;
+      }
+      return originalFetch.call(this, input, init);
+    };
+  }
 })();
