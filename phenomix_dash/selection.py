@@ -19,6 +19,8 @@ import pandas as pd
 
 from phenomix_dash.cache import memoize
 from phenomix_dash.data import DataUnavailable
+from phenomix_dash.name_data import entity_name_table, named_perturbations
+from phenomix_dash.names import name_and_id
 
 MAX_VERTICES = 64
 # The space of a region: a well map (raw / aligned UMAP) or the perturbation map (stored selections only).
@@ -249,12 +251,18 @@ def hover_texts(d: Any, level: str) -> np.ndarray:
     t = _SHORT_TYPE
     if level == "wells":
         w = d.wells
-        return _objects(f"{wl} · plate {p}<br>{pe} ({t.get(ty, ty)})" for wl, p, pe, ty in
-                     zip(w["well"], w["plate"], w["perturbation"], w["perturbation_type"], strict=True))
-    p = d.perturbations()
+        # The annotated name beside the id ('imatinib · BRD-K92723993'); screens without names
+        # (the synthetic ones) keep the id alone, so their payload does not grow.
+        en = entity_name_table(d)
+        named = {(ty, pe): name_and_id(nm, pe) for ty, pe, nm in
+                 zip(en["perturbation_type"], en["perturbation"], en["name"], strict=True) if isinstance(nm, str)}
+        return _objects(f"{wl} · plate {p}<br>{named.get((ty, pe), pe) if named else pe} ({t.get(ty, ty)})"
+                        for wl, p, pe, ty in zip(w["well"], w["plate"], w["perturbation"], w["perturbation_type"], strict=True))
+    p = named_perturbations(d)
     conc = p["concentration_um"] if "concentration_um" in p.columns else pd.Series(np.nan, index=p.index)
-    return _objects(f"{pe}{f' @ {c:g} µM' if pd.notna(c) else ''} ({t.get(ty, ty)})<br>{n} wells" for pe, ty, c, n in
-                 zip(p["perturbation"], p["perturbation_type"], conc, p["n_wells"], strict=True))
+    return _objects(f"{name_and_id(nm, pe)}{f' @ {c:g} µM' if pd.notna(c) else ''} ({t.get(ty, ty)})<br>{n} wells"
+                    for pe, nm, ty, c, n in zip(p["perturbation"], p["name"], p["perturbation_type"], conc, p["n_wells"],
+                                                strict=True))
 
 
 def _objects(items: Any) -> np.ndarray:

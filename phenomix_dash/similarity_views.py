@@ -26,6 +26,7 @@ from phenomix_dash.ids import (
     SIM_PAIR_EXPORT,
     SIM_PAIR_GRID,
 )
+from phenomix_dash.names import name_and_id
 from phenomix_dash.neighbours import entity_label, neighbour_frame, neighbour_index, percentile_of, search
 
 MAX_SEARCH = 20  # perturbations searched for at once
@@ -87,9 +88,9 @@ def seed_rows(d: PhenomixData, table: pd.DataFrame, mode: str, picks: list[str] 
 def build_block(d: PhenomixData, kind: str, mode: str, picks: list[str] | None, complex_name: str | None,
                 compound: str | None, dose: bool, size: int) -> dict:
     """Everything the heatmap needs: values (display order), rows/cols (table rows), labels, note."""
-    table = d.perturbations()
-    mat, r_index, c_index = d.similarity(kind)
     index = neighbour_index(d)
+    table = index.table  # perturbations() with names: axis labels and hover show them
+    mat, r_index, c_index = d.similarity(kind)
     labels = index.labels
 
     def axis(ix: np.ndarray, is_compound: bool) -> tuple[Axis, bool]:
@@ -126,13 +127,31 @@ def build_block(d: PhenomixData, kind: str, mode: str, picks: list[str] | None, 
     row_labels = [bold(entity_label(r), i) for r, i in zip(row_recs, rows, strict=True)]
     if col_dose:
         col_labels = [f"{r['concentration_um']:g} µM" for r in col_recs]
-        col_groups = [bold(str(r["perturbation"]), i) for r, i in zip(col_recs, cols, strict=True)]
+        col_groups = [bold(name_and_id(r.get("name"), str(r["perturbation"])), i) for r, i in zip(col_recs, cols, strict=True)]
     else:
         col_labels, col_groups = [bold(entity_label(r), i) for r, i in zip(col_recs, cols, strict=True)], None
     # Units (genes; compounds with all their doses) shown of those on each axis of the matrix.
     counts = (len(set(row_units)), len(set(row_axis.units)), len(set(col_units)), len(set(col_axis.units)))
     return {"values": block, "rows": rows, "cols": cols, "row_labels": row_labels, "col_labels": col_labels,
             "col_groups": col_groups, "note": note, "dose": col_dose, "counts": counts}
+
+
+def available_kinds(d: PhenomixData) -> dict[str, str | None]:
+    """Each heatmap kind -> None when this screen has entities on both its axes, else the reason
+    it has nothing to show (the real screen has no genes: only compound x compound)."""
+    out: dict[str, str | None] = {}
+    for kind in ("gene_compound", "gene_gene", "compound_compound"):
+        try:
+            mat = d.similarity(kind)[0]
+        except (DataUnavailable, KeyError) as err:
+            out[kind] = str(err)
+            continue
+        if mat.shape[0] and mat.shape[1]:
+            out[kind] = None
+        else:
+            missing = "genes" if kind != "compound_compound" and mat.shape[0] == 0 else "compounds"
+            out[kind] = f"this screen has no {missing}"
+    return out
 
 
 def kinds_for(kind: str) -> tuple[str, ...]:

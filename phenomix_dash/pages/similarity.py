@@ -42,9 +42,11 @@ from phenomix_dash.ids import (
     SIM_SIZE,
     SIM_URL,
 )
-from phenomix_dash.neighbours import pair_overlays, search_options
+from phenomix_dash.name_data import named_perturbations, search_options
+from phenomix_dash.names import name_and_id
+from phenomix_dash.neighbours import pair_overlays
 from phenomix_dash.security import safe_choice
-from phenomix_dash.similarity_views import MAX_SEARCH, build_block, kinds_for, pair_panel
+from phenomix_dash.similarity_views import MAX_SEARCH, available_kinds, build_block, kinds_for, pair_panel
 
 dash.register_page(__name__, path="/similarity", name="Similarity", title="Phenomix · similarity", order=4)
 
@@ -63,23 +65,31 @@ def layout(kind: str | None = None, mode: str | None = None, q: str | None = Non
            pair: str | None = None, **_: object) -> html.Div:
     try:
         d = get_data()
-        table = d.perturbations()
         ann = annotations(d)
+        named = named_perturbations(d)  # perturbations() with the names
+        # A view with nothing on this screen (no genes on the real screen) is offered greyed with
+        # the reason, and the page opens on the first view that has something to show.
+        unavailable = available_kinds(d)
     except DataUnavailable as err:
         return message(f"No similarities to show: {err}")
-    kind = safe_choice(kind, KINDS, "gene_compound")
+    usable = [k for k in KINDS if unavailable.get(k) is None] or list(KINDS)
+    kind = safe_choice(kind, usable, usable[0])
     mode = safe_choice(mode, MODES, "active")
     picks = [p for p in (q or "").split(",") if p][:MAX_SEARCH]
     size = _int(n, 40, 5, MAX_SIDE)
     zmax = _float(range, 0.5, RANGES)
-    compounds = table[(table["perturbation_type"] == "compound") & (table["level"] != "dose")]
-    compound_opts = [{"label": str(r.perturbation), "value": r.pert_id} for r in compounds.itertuples()]
+    compounds = named[(named["perturbation_type"] == "compound") & (named["level"] != "dose")]
+    compound_opts = [{"label": name_and_id(nm, str(p)), "value": i}
+                     for nm, p, i in zip(compounds["name"], compounds["perturbation"], compounds["pert_id"], strict=True)]
     if compound not in set(compounds["pert_id"]):
         compound = compound_opts[0]["value"] if compound_opts else None
     complexes = ann.complex_names
     if complex not in complexes:
         complex = complexes[0] if complexes else None  # noqa: A001
     pair_sel = pair.split("|", 1) if pair and "|" in pair else None
+    no_genes = unavailable.get("gene_gene") is not None and unavailable.get("gene_compound") is not None
+    mode_gaps = {"complex": None if complexes else "none annotated in this screen",
+                 "targets": "this screen has no genes" if no_genes else None}
 
     def box(key: str, label: str, control) -> html.Div:
         return html.Div([dbc.Label(label), control], id=SIM_CONTROLS[key], className="mb-2",
@@ -87,12 +97,16 @@ def layout(kind: str | None = None, mode: str | None = None, q: str | None = Non
 
     controls = [
         dbc.Label("View"),
-        dbc.RadioItems(id=SIM_KIND, options=[{"label": v, "value": k} for k, v in KINDS.items()], value=kind, className="mb-2"),
+        dbc.RadioItems(id=SIM_KIND, value=kind, className="mb-2", options=[
+            {"label": v if unavailable.get(k) is None else f"{v} ({unavailable[k]})", "value": k,
+             "disabled": unavailable.get(k) is not None} for k, v in KINDS.items()]),
         dbc.Label("Show"),
-        dbc.RadioItems(id=SIM_MODE, options=[{"label": v, "value": k} for k, v in MODES.items()], value=mode, className="mb-2"),
+        dbc.RadioItems(id=SIM_MODE, value=mode, className="mb-2", options=[
+            {"label": v if mode_gaps.get(k) is None else f"{v} ({mode_gaps[k]})", "value": k,
+             "disabled": mode_gaps.get(k) is not None and k != mode} for k, v in MODES.items()]),
         box("search", "Search perturbations", dcc.Dropdown(
-            id=SIM_SEARCH, options=search_options(table, None, kinds_for(kind), picks), value=picks, multi=True,
-            placeholder="type a gene or compound…")),
+            id=SIM_SEARCH, options=search_options(d, None, kinds_for(kind), picks), value=picks, multi=True,
+            placeholder="type a name, id, InChIKey or synonym…")),
         box("complex", "Complex", dcc.Dropdown(
             id=SIM_COMPLEX, options=[{"label": c, "value": c} for c in complexes], value=complex,
             placeholder="no complexes in this screen's ground truth" if not complexes else "choose a complex", clearable=False)),
@@ -159,11 +173,10 @@ def show_mode_controls(mode: str):
 )
 def filter_search(text: str | None, kind: str, value: list[str] | None):
     try:
-        table = get_data().perturbations()
+        return search_options(get_data(), text if isinstance(text, str) else None,
+                              kinds_for(safe_choice(kind, KINDS, "gene_compound")), value if isinstance(value, list) else None)
     except DataUnavailable:
         return []
-    return search_options(table, text, kinds_for(safe_choice(kind, KINDS, "gene_compound")),
-                          value if isinstance(value, list) else None)
 
 
 @callback(
