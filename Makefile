@@ -10,7 +10,7 @@ SCREEN ?= demo
 PHENOMIX_HOME ?= $(CURDIR)/var
 export PHENOMIX_HOME
 
-.PHONY: install test-install browser demo precompute test lint bench bench-million readme clean
+.PHONY: install test-install browser demo demo-all serve-all precompute test lint bench bench-million readme clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ precompute: install
 
 demo: precompute
 	$(BIN)/python app.py --screen $(SCREEN) --host $(HOST) --port $(PORT)
+
+# Several screens behind one server: every store built under $(PHENOMIX_HOME)/store, one screen each,
+# with a switcher in the navbar; SCREEN is the one a URL without ?screen= opens.
+SCREENS ?= demo real
+serve-all: install
+	$(BIN)/python app.py --store-root $(PHENOMIX_HOME)/store --screen $(SCREEN) --host $(HOST) --port $(PORT)
+
+# Build SCREENS (cached stages are skipped), then serve them together.
+demo-all: install
+	@for s in $(SCREENS); do $(BIN)/python -m precompute demo --screen $$s || exit 1; done
+	$(MAKE) serve-all
 
 test: test-install
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest --headless -p no:cacheprovider $(PYTEST_ARGS)

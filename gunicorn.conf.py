@@ -3,11 +3,13 @@
 Everything comes from PHENOMIX_* variables (see docs/team.md):
 
     PHENOMIX_STORE / PHENOMIX_SCREEN / PHENOMIX_RUN   which artifacts to serve
+    PHENOMIX_STORE_ROOT                                every store under it, one screen each
     PHENOMIX_HOST (127.0.0.1) PHENOMIX_PORT (8050)    where to listen; loopback unless you say so
     PHENOMIX_WORKERS (min(4, 2 x cores))               processes; each memory-maps the store
     PHENOMIX_THREADS (2)                               threads per worker
     PHENOMIX_TIMEOUT (120)                             seconds before a stuck worker is replaced
     PHENOMIX_AUTH_FILE / PHENOMIX_TRUST_HEADER         authentication (phenomix_dash/auth.py)
+    PHENOMIX_SCREEN_ACCESS                             per-user screens in header mode
     PHENOMIX_HOME (./var)                              its cache/dashboard/ folder is the cache the
                                                        workers share (phenomix_dash/cache.py)
 
