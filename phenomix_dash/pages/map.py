@@ -1,13 +1,12 @@
 """The map: UMAP of wells (raw and TVN-aligned side by side) or of perturbations.
 
 Colour by any column (Patch, not a redraw), click a point for its activity and neighbours, lasso
-a region to see its wells on the plate, as image tiles and as CSV. The URL holds level, space,
-colour, clicked point, selection region and plate, so a link reproduces the view.
+a region to see its wells on the plate, as image tiles, as tables with their composition, as CSV
+and AnnData; keep two selections as A and B and compare them. The URL holds level, space, colour,
+clicked point, selection region, plate and A / B (``selA``, ``selB``), so a link reproduces the view.
 """
 
 from __future__ import annotations
-
-from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
@@ -18,10 +17,13 @@ from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.figures.alignment import batch_correction_figure
 from phenomix_dash.ids import (
+    MAP_AB_STATUS,
     MAP_ALIGNED,
     MAP_ALIGNED_BOX,
     MAP_BENCH,
+    MAP_CLEAR_AB_BTN,
     MAP_COLOR,
+    MAP_COMPARE,
     MAP_DRAWN,
     MAP_LEVEL,
     MAP_NOTE,
@@ -30,15 +32,24 @@ from phenomix_dash.ids import (
     MAP_RAW,
     MAP_RAW_BOX,
     MAP_SEL,
+    MAP_SEL_A,
+    MAP_SEL_B,
+    MAP_SEL_COMPOSITION,
     MAP_SEL_DOWNLOAD,
     MAP_SEL_DOWNLOAD_BTN,
+    MAP_SEL_H5AD_BTN,
+    MAP_SEL_H5AD_DOWNLOAD,
     MAP_SEL_PLATE,
     MAP_SEL_PLATE_FIG,
     MAP_SEL_SUMMARY,
+    MAP_SEL_TABLES,
     MAP_SEL_TILES,
     MAP_SPACE,
+    MAP_STORE_A_BTN,
+    MAP_STORE_B_BTN,
     MAP_URL,
 )
+from phenomix_dash.links import merge_search
 from phenomix_dash.map_panels import point_panel, selection_views
 from phenomix_dash.map_views import HIDE, SHOW, clicked_point, map_update, selection_from_event
 from phenomix_dash.security import safe_choice, safe_id, safe_str
@@ -54,6 +65,15 @@ from phenomix_dash.selection import (
     selected_wells,
     selection_csv_text,
 )
+from phenomix_dash.selection_panels import (
+    ab_update,
+    compare_view,
+    composition_view,
+    slot_text,
+    stored_from_link,
+    table_view,
+)
+from phenomix_dash.selection_stats import selection_h5ad
 
 dash.register_page(__name__, path="/map", name="Map", title="Phenomix · map", order=1)
 
@@ -85,7 +105,8 @@ def _graph(graph_id: str, box_id: str) -> html.Div:
 
 
 def layout(level: str | None = None, space: str | None = None, color: str | None = None, well: str | None = None,
-           pert: str | None = None, sel: str | None = None, plate: str | None = None, **_: object) -> html.Div:
+           pert: str | None = None, sel: str | None = None, plate: str | None = None, selA: str | None = None,  # noqa: N803
+           selB: str | None = None, **_: object) -> html.Div:  # noqa: N803 (URL parameter names)
     try:
         d = get_data()
         d.umap("aligned")
@@ -109,6 +130,7 @@ def layout(level: str | None = None, space: str | None = None, color: str | None
     except SelectionError as err:
         notes.append(str(err))
         sel = None
+    sel_a, sel_b = (stored_from_link(safe_str(v, max_len=8192), name, notes) for v, name in ((selA, "A"), (selB, "B")))
     controls = dbc.Row([
         dbc.Col([dbc.Label("Points"), dbc.RadioItems(id=MAP_LEVEL, value=level, inline=True, options=[
             {"label": "wells", "value": "wells"}, {"label": "perturbations", "value": "perturbations"}])], md=3),
@@ -119,6 +141,7 @@ def layout(level: str | None = None, space: str | None = None, color: str | None
     return html.Div([
         dcc.Location(id=MAP_URL, refresh=False),
         dcc.Store(id=MAP_DRAWN), dcc.Store(id=MAP_POINT, data=point), dcc.Store(id=MAP_SEL, data=sel),
+        dcc.Store(id=MAP_SEL_A, data=sel_a), dcc.Store(id=MAP_SEL_B, data=sel_b),
         html.H3("Map"),
         html.Div("Each point is a well (or a perturbation). Raw embeddings on the left, TVN-aligned on the right: "
                  "alignment should mix batches while replicates stay together. Click a point for its activity and "
@@ -137,11 +160,21 @@ def layout(level: str | None = None, space: str | None = None, color: str | None
         dbc.Row([
             dbc.Col([html.Div(id=MAP_SEL_SUMMARY),
                      dbc.Button("Download selection (CSV)", id=MAP_SEL_DOWNLOAD_BTN, color="secondary", size="sm",
-                                className="mt-2"), dcc.Download(id=MAP_SEL_DOWNLOAD)], lg=4),
+                                className="mt-2 me-2"), dcc.Download(id=MAP_SEL_DOWNLOAD),
+                     dbc.Button("Download selection (AnnData .h5ad)", id=MAP_SEL_H5AD_BTN, color="secondary",
+                                size="sm", className="mt-2"), dcc.Download(id=MAP_SEL_H5AD_DOWNLOAD),
+                     dcc.Loading(html.Div(id=MAP_SEL_COMPOSITION))], lg=4),
             dbc.Col([dbc.Label("Plate"), dcc.Dropdown(id=MAP_SEL_PLATE, value=plate, clearable=False),
                      dcc.Loading(dcc.Graph(id=MAP_SEL_PLATE_FIG, config=GRAPH_CONFIG, style={"height": "460px"}))], lg=5),
             dbc.Col(dcc.Loading(html.Div(id=MAP_SEL_TILES)), lg=3),
         ]),
+        dcc.Loading(html.Div(id=MAP_SEL_TABLES)),
+        html.H4("Compare two selections", className="mt-3"),
+        html.Div([dbc.Button("Store as A", id=MAP_STORE_A_BTN, size="sm", color="primary", className="me-2"),
+                  dbc.Button("Store as B", id=MAP_STORE_B_BTN, size="sm", color="primary", className="me-2"),
+                  dbc.Button("Clear A and B", id=MAP_CLEAR_AB_BTN, size="sm", color="light", className="me-2"),
+                  html.Span(id=MAP_AB_STATUS, className="small")], className="mb-2"),
+        dcc.Loading(html.Div(id=MAP_COMPARE)),
     ])
 
 
@@ -272,18 +305,75 @@ def download_selection(n_clicks, sel, level):
 
 
 @callback(
-    Output(MAP_URL, "search"),
-    Input(MAP_LEVEL, "value"), Input(MAP_SPACE, "value"), Input(MAP_COLOR, "value"), Input(MAP_POINT, "data"),
-    Input(MAP_SEL, "data"), Input(MAP_SEL_PLATE, "value"), State(MAP_URL, "search"),
+    Output(MAP_SEL_TABLES, "children"), Output(MAP_SEL_COMPOSITION, "children"),
+    Input(MAP_SEL, "data"), State(MAP_LEVEL, "value"),
+)
+def show_selection_tables(sel, level):
+    level, _, _, _, sel, _ = clean_state(level, None, None, None, sel)
+    try:
+        d = get_data()
+        return table_view(d, level, sel), composition_view(d, level, sel)
+    except (DataUnavailable, SelectionError, KeyError, ValueError) as err:
+        return message(str(err)), None
+
+
+@callback(
+    Output(MAP_SEL_H5AD_DOWNLOAD, "data"),
+    Input(MAP_SEL_H5AD_BTN, "n_clicks"), State(MAP_SEL, "data"), State(MAP_LEVEL, "value"),
+    prevent_initial_call=True, background=True,  # reads and writes the selection's embeddings: off the server thread
+)
+def download_selection_h5ad(n_clicks, sel, level):
+    level, _, _, _, sel, _ = clean_state(level, None, None, None, sel)
+    if not n_clicks or not sel:
+        return no_update
+    try:
+        return dcc.send_bytes(selection_h5ad(get_data(), level, sel), "phenomix_selection.h5ad")
+    except (DataUnavailable, SelectionError, KeyError, ValueError, OSError):
+        return no_update
+
+
+@callback(
+    Output(MAP_SEL_A, "data"), Output(MAP_SEL_B, "data"),
+    Input(MAP_STORE_A_BTN, "n_clicks"), Input(MAP_STORE_B_BTN, "n_clicks"), Input(MAP_CLEAR_AB_BTN, "n_clicks"),
+    State(MAP_SEL, "data"), State(MAP_LEVEL, "value"),
     prevent_initial_call=True,
 )
-def sync_url(level, space, color, point, sel, plate, current):
+def store_ab(_a, _b, _clear, sel, level):
+    """Keep the current selection as A or B (with its own level: see selection.stored_selection)."""
+    level, _, _, _, sel, _ = clean_state(level, None, None, None, sel)
+    return ab_update({MAP_STORE_A_BTN: "A", MAP_STORE_B_BTN: "B", MAP_CLEAR_AB_BTN: "clear"}.get(ctx.triggered_id),
+                     level, sel)
+
+
+@callback(
+    Output(MAP_COMPARE, "children"), Output(MAP_AB_STATUS, "children"),
+    Input(MAP_SEL_A, "data"), Input(MAP_SEL_B, "data"),
+)
+def show_compare(sel_a, sel_b):
+    sel_a, sel_b = safe_str(sel_a, max_len=8192), safe_str(sel_b, max_len=8192)
+    status = f"A: {slot_text(sel_a)} · B: {slot_text(sel_b)}"
+    try:
+        return compare_view(get_data(), sel_a, sel_b), status
+    except (DataUnavailable, SelectionError, KeyError, ValueError) as err:  # CompareError is a ValueError
+        return message(f"cannot compare A and B: {err}", "warning"), status
+
+
+@callback(
+    Output(MAP_URL, "search"),
+    Input(MAP_LEVEL, "value"), Input(MAP_SPACE, "value"), Input(MAP_COLOR, "value"), Input(MAP_POINT, "data"),
+    Input(MAP_SEL, "data"), Input(MAP_SEL_PLATE, "value"), Input(MAP_SEL_A, "data"), Input(MAP_SEL_B, "data"),
+    State(MAP_URL, "search"),
+    prevent_initial_call=True,
+)
+def sync_url(level, space, color, point, sel, plate, sel_a, sel_b, current):
     level, space, color, point, sel, plate = clean_state(level, space, color, point, sel, plate)
-    new = "?" + urlencode(url_params(level, space, color, point, sel, plate))
+    own = url_params(level, space, color, point, sel, plate, safe_str(sel_a, max_len=8192),
+                     safe_str(sel_b, max_len=8192))
+    new = merge_search(current, own)  # keeps the session's screen and gene set
     return new if new != current else no_update
 
 
-def url_params(level, space, color, point, sel, plate) -> dict[str, str]:
+def url_params(level, space, color, point, sel, plate, sel_a=None, sel_b=None) -> dict[str, str]:
     params = {"level": level, "space": space, "color": color}
     if point:
         params["well" if level == "wells" else "pert"] = point
@@ -291,6 +381,10 @@ def url_params(level, space, color, point, sel, plate) -> dict[str, str]:
         params["sel"] = sel
         if plate:
             params["plate"] = plate
+    if sel_a:
+        params["selA"] = sel_a
+    if sel_b:
+        params["selB"] = sel_b
     return params
 
 
