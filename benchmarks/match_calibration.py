@@ -1,6 +1,6 @@
 """Is match significance calibrated? Measured on the synthetic screen, whose truth is known.
 
-    .venv/bin/python benchmarks/match_calibration.py [--store var/store/demo] [--run default] [--draws 500]
+    .venv/bin/python benchmarks/match_calibration.py [--store var/store/demo] [--run default]
 
 For every embedder of the store's run, on the primary alignment (what the neighbour lists show):
 - null uniformity: pairs in which one member has no phenotype by construction (a gene whose
@@ -74,7 +74,7 @@ def frac_below(p: np.ndarray, level: float = 0.05) -> dict:
             "binomial_se": float(np.sqrt(level * (1 - level) / n)) if n else None}
 
 
-def family_p_values(store: ArtifactStore, run: dict, embedder: str, draws: int, seed: int) -> dict:
+def family_p_values(store: ArtifactStore, run: dict, embedder: str, seed: int) -> dict:
     """Null and family of one embedder on the primary alignment; every family pair's p."""
     keys = run["stages"]
     wells = store.open_stage("ingest", keys["ingest"]).table("wells")
@@ -86,7 +86,7 @@ def family_p_values(store: ArtifactStore, run: dict, embedder: str, draws: int, 
                          .array("embeddings", mmap=False))
     ctrl = (wells["perturbation_type"].astype(str) == "negative_control").to_numpy()
     t0 = time.perf_counter()
-    null = sig.match_null(unit, aligned, wells, entities, ctrl, n_draws=draws, seed=seed)
+    null = sig.match_null(unit, aligned, wells, entities, ctrl, seed=seed)
     fam = sig.pair_family(unit, means, entities, null)
     seconds = time.perf_counter() - t0
     a, b = sig.family_pairs(entities)
@@ -94,8 +94,8 @@ def family_p_values(store: ArtifactStore, run: dict, embedder: str, draws: int, 
             "a": a, "b": b, "p": sig.pair_pvalue(unit, means, a, b, null), "align": run["config"]["primary_align"]}
 
 
-def calibrate(store: ArtifactStore, run: dict, embedder: str, draws: int, seed: int) -> dict:
-    t = family_p_values(store, run, embedder, draws, seed)
+def calibrate(store: ArtifactStore, run: dict, embedder: str, seed: int) -> dict:
+    t = family_p_values(store, run, embedder, seed)
     keys, align = run["stages"], t["align"]
     entities, unit, means, null, fam, seconds = (t[k] for k in ("entities", "unit", "means", "null", "fam", "seconds"))
     a, b, p = t["a"], t["b"], t["p"]
@@ -131,20 +131,20 @@ def calibrate(store: ArtifactStore, run: dict, embedder: str, draws: int, seed: 
     shown_mask = np.zeros(p.size, dtype=bool)
     shown_mask[shown_idx] = True
     return {"embedder": embedder, "space": align, "n_entities": int(len(entities)), "n_family_pairs": fam.size,
-            "n_draws": draws, "seconds": round(seconds, 2),
+            "null": "closed form", "seconds": round(seconds, 2),
             "inflation_median": float(np.median(null.scale.astype(np.float64) ** 2)),
             "null_directed": frac_below(directed), "null_pair": frac_below(p[one]),
             "fdr_all_pairs": fdr(called), "fdr_shown_neighbours": fdr(called & shown_mask),
             "n_shown_pairs": int(shown_idx.size), "power": power}
 
 
-def calibrate_real(store: ArtifactStore, run: dict, embedder: str, draws: int, seed: int) -> dict:
+def calibrate_real(store: ArtifactStore, run: dict, embedder: str, seed: int) -> dict:
     """The real screen has no truth; proxies. Null: pairs with the DMSO entity (its profile is the
     controls' own mean, so p should be uniform there). False-call proxy: the fraction of calls at
     q < 0.05 that involve DMSO (a lower bound on false calls). Power proxy: the fraction of pooled
     compound pairs sharing an annotated mechanism of action called, against pairs of annotated
     compounds with different MOAs (a same-MOA pair need not look alike, so this is a floor)."""
-    t = family_p_values(store, run, embedder, draws, seed)
+    t = family_p_values(store, run, embedder, seed)
     align, entities, fam, seconds = t["align"], t["entities"], t["fam"], t["seconds"]
     a, b, p = t["a"], t["b"], t["p"]
     called = fam.qvalue(p) < 0.05
@@ -158,7 +158,7 @@ def calibrate_real(store: ArtifactStore, run: dict, embedder: str, draws: int, s
     same = np.array([bool(ent_moa[i] & ent_moa[j]) for i, j in zip(a, b)]) & both
     n_called = int(called.sum())
     return {"embedder": embedder, "space": align, "n_entities": int(len(entities)), "n_family_pairs": fam.size,
-            "n_draws": draws, "seconds": round(seconds, 2),
+            "null": "closed form", "seconds": round(seconds, 2),
             "null_dmso_pair": frac_below(p[with_dmso]),
             "calls": n_called, "calls_with_dmso": int((called & with_dmso).sum()),
             "dmso_fraction_of_calls": float((called & with_dmso).sum() / n_called) if n_called else None,
@@ -173,13 +173,12 @@ def main() -> None:
     ap.add_argument("--run", default="default")
     ap.add_argument("--real", type=Path, default=Path(os.environ.get("PHENOMIX_HOME", REPO / "var")) / "store" / "real",
                     help="the real screen's store (proxies, no truth); skipped when it has no run")
-    ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     meta = start_run(repeats=1)
     store = ArtifactStore(args.store, create=False)
     run = store.get_run(args.run)
-    rows = [calibrate(store, run, e, args.draws, args.seed) for e in run["stages"]["aggregate"]]
+    rows = [calibrate(store, run, e, args.seed) for e in run["stages"]["aggregate"]]
     for r in rows:
         print(f"{r['embedder']:>11} {r['space']}: null directed {r['null_directed']['fraction_below_0.05']:.3f}"
               f" pair {r['null_pair']['fraction_below_0.05']:.3f} (n={r['null_pair']['n']});"
@@ -191,7 +190,7 @@ def main() -> None:
     if (args.real / "runs" / f"{args.run}.json").exists():
         rstore = ArtifactStore(args.real, create=False)
         rrun = rstore.get_run(args.run)
-        real = [calibrate_real(rstore, rrun, rrun["primary"]["embedder"], args.draws, args.seed)]
+        real = [calibrate_real(rstore, rrun, rrun["primary"]["embedder"], args.seed)]
         for r in real:
             print(f"real {r['embedder']}: DMSO pairs p < 0.05 {r['null_dmso_pair']['fraction_below_0.05']:.3f}"
                   f" (n={r['null_dmso_pair']['n']}); calls {r['calls']}, with DMSO {r['calls_with_dmso']};"

@@ -26,7 +26,7 @@ from precompute.screen import Screen
 from precompute.significance import MatchNull, PairFamily, _overlap_key, family_pairs, pair_family, pair_pvalue
 
 FAMILY_EXACT_MAX = 4_000_000  # 32 MB of float64 p-values; larger families are sampled
-N_DRAWS = 500
+LIST_PAIRS_MAX = 50_000_000  # above this many pairs the family is sampled without listing it (0.8 GB of indices)
 
 
 def neighbour_significance(unit: np.ndarray, means: np.ndarray, idx: np.ndarray, entities: pd.DataFrame,
@@ -46,19 +46,45 @@ def neighbour_significance(unit: np.ndarray, means: np.ndarray, idx: np.ndarray,
     return p.reshape(n, k), q.reshape(n, k)
 
 
+def _sample_pairs(entities: pd.DataFrame, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """A seeded uniform sample of at most ``size`` family pairs (a < b, sharing no wells) without
+    listing the family, and the family's size. Draws linear indices into the upper triangle and
+    drops the few pairs that share wells, so slightly fewer than ``size`` may come back."""
+    n = len(entities)
+    key = _overlap_key(entities)
+    total = n * (n - 1) // 2
+    family = total - int(sum(c * (c - 1) // 2 for c in np.bincount(key)))
+    k = np.sort(np.random.default_rng(seed).choice(total, min(size, total), replace=False))
+    # row a holds the pairs (a, a+1..n-1): it starts at a n - a (a + 1) / 2
+    a = np.floor((2 * n - 1 - np.sqrt((2 * n - 1) ** 2 - 8 * k.astype(np.float64))) / 2).astype(np.int64)
+    start = a * n - a * (a + 1) // 2
+    a = np.where(start > k, a - 1, a)  # the square root's rounding, either way
+    start = a * n - a * (a + 1) // 2
+    a = np.where(k - start >= n - 1 - a, a + 1, a)
+    start = a * n - a * (a + 1) // 2
+    b = k - start + a + 1
+    keep = key[a] != key[b]
+    return a[keep], b[keep], family
+
+
 def sampled_family(unit: np.ndarray, means: np.ndarray, entities: pd.DataFrame, null: MatchNull, *,
                    max_pairs: int = FAMILY_EXACT_MAX, seed: int = 0) -> tuple[PairFamily, dict[str, Any]]:
     """The BH family's sorted p-values: every pair when there are at most ``max_pairs``, else a
-    seeded uniform sample of ``max_pairs`` of them. Returns (PairFamily, info for the manifest)."""
-    a, b = family_pairs(entities)
-    if a.size <= max_pairs:
-        fam = pair_family(unit, means, entities, null)
-        return fam, {"family_pairs": int(a.size), "p_values_kept": fam.size, "sampled": False}
-    pick = np.sort(np.random.default_rng(seed).choice(a.size, max_pairs, replace=False))
+    seeded uniform sample of about ``max_pairs`` of them. Returns (PairFamily, info for the manifest)."""
+    n = len(entities)
+    if n * (n - 1) // 2 <= LIST_PAIRS_MAX:  # small enough to list: exactly max_pairs drawn from the list
+        a, b = family_pairs(entities)
+        if a.size <= max_pairs:
+            fam = pair_family(unit, means, entities, null)
+            return fam, {"family_pairs": int(a.size), "p_values_kept": fam.size, "sampled": False}
+        pick = np.sort(np.random.default_rng(seed).choice(a.size, max_pairs, replace=False))
+        a, b, family = a[pick], b[pick], int(a.size)
+    else:  # the million-well screen's family is 5.6e8 pairs: sampled without listing it
+        a, b, family = _sample_pairs(entities, max_pairs, seed)
     chunk = 1 << 22
-    p = np.concatenate([pair_pvalue(unit, means, a[pick[i:i + chunk]], b[pick[i:i + chunk]], null)
-                        for i in range(0, pick.size, chunk)])
-    return PairFamily(np.sort(p)), {"family_pairs": int(a.size), "p_values_kept": int(max_pairs), "sampled": True,
+    p = np.concatenate([pair_pvalue(unit, means, a[i:i + chunk], b[i:i + chunk], null)
+                        for i in range(0, a.size, chunk)])
+    return PairFamily(np.sort(p)), {"family_pairs": family, "p_values_kept": int(a.size), "sampled": True,
                                     "note": "q from BH on a seeded uniform sample of the family's pairs"}
 
 

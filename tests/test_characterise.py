@@ -115,8 +115,7 @@ def test_large_families_keep_a_seeded_sample_and_say_so(store):
     d = PhenomixData(store)
     e = d.primary_embedder
     st = d.stage("characterise", e)  # the stored null and family, as the stage wrote them
-    null = MatchNull(*(np.asarray(st.array(f"null_{n}", mmap=False)) for n in ("signature", "mean", "sd", "center", "scale")),
-                     int(d.stage_info("characterise", e)["significance"]["n_draws"]))
+    null = MatchNull.load(lambda n: st.array(f"null_{n}", mmap=False))
     full = PairFamily(np.asarray(st.array("family_sorted_p", mmap=False)))
     unit = np.asarray(d.unit_embeddings(e))
     means = np.asarray(d.stage("aggregate", e).array("embeddings", mmap=False))
@@ -128,17 +127,18 @@ def test_large_families_keep_a_seeded_sample_and_say_so(store):
     assert not exact_info["sampled"] and np.array_equal(exact.sorted_p, full.sorted_p)
 
 
-def test_screens_above_the_entity_cap_say_significance_was_not_computed(tiny_screen, tmp_path, monkeypatch):
-    from phenomix_dash.data import PhenomixData
-    from phenomix_dash.perturbation_character import add_significance
-    from precompute.stages import characterise
+def test_families_too_large_to_list_are_sampled_uniformly_without_listing_them():
+    """The million-well screen's family (5.6e8 pairs) cannot be listed: the sample is drawn from
+    linear indices into the upper triangle, and equals the listed family when it takes every pair."""
+    from precompute.characterisation import _sample_pairs
+    from precompute.significance import family_pairs
 
-    monkeypatch.setattr(characterise, "SIGNIFICANCE_MAX_ENTITIES", 10)
-    run_pipeline(tiny_screen, tmp_path / "store", RunConfig(embedders=("pixelstats",), primary_embedder="pixelstats"),
-                 progress=False)
-    d = PhenomixData(tmp_path / "store")
-    assert d.has_characterise() and not d.has_significance()
-    assert "not computed" in d.stage_info("characterise", "pixelstats")["significance"]
-    assert len(d.dose_response()) and d.feature_drivers()[1].shape[0] == len(d.perturbations())
-    frame = add_significance(d, 0, pd.DataFrame({"pert_id": d.perturbations()["pert_id"][1:4]}), {})
-    assert frame["match"].eq("not computed").all() and frame["q"].isna().all()
+    for n in (2, 3, 7, 60):
+        entities = pd.DataFrame({"perturbation_type": ["compound"] * n, "perturbation": [f"C{i // 3}" for i in range(n)]})
+        a, b, size = _sample_pairs(entities, 10 ** 6, seed=0)
+        fa, fb = family_pairs(entities)
+        assert size == fa.size and np.array_equal(a, fa) and np.array_equal(b, fb)
+    entities = pd.DataFrame({"perturbation_type": ["crispr"] * 3000, "perturbation": [f"G{i}" for i in range(3000)]})
+    a, b, size = _sample_pairs(entities, 20_000, seed=1)
+    assert size == 3000 * 2999 // 2 and a.size == 20_000 and np.all(a < b) and np.all(b < 3000)
+    assert abs(np.mean(a) - 1000) < 30, "row a holds 3000 - a - 1 pairs: E[a] = (n - 2) / 3"

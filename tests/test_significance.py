@@ -62,7 +62,7 @@ def tested():
     means, entities = aggregate_perturbations(emb, wells)
     unit = means / np.linalg.norm(means, axis=1, keepdims=True)
     ctrl = (wells["perturbation_type"] == "negative_control").to_numpy()
-    null = sig.match_null(unit, emb, wells, entities, ctrl, n_draws=400, seed=0)
+    null = sig.match_null(unit, emb, wells, entities, ctrl, seed=0)
     a, b = sig.family_pairs(entities)
     p = sig.pair_pvalue(unit, means, a, b, null)
     fam = sig.pair_family(unit, means, entities, null)
@@ -116,3 +116,24 @@ def test_no_controls_is_a_clear_error():
     means, entities = aggregate_perturbations(emb, wells)
     with pytest.raises(ValueError, match="no negative-control wells"):
         sig.match_null(means, emb, wells, entities, np.zeros(len(wells), bool))
+
+
+def test_closed_form_null_is_the_moments_of_pseudo_perturbation_draws(tested):
+    """The stored null is exact: the mean and variance of <u_a, pseudo-perturbation of b> that
+    drawing one control per slot from its plate would estimate, plus the error of the pools' means."""
+    from precompute.match_null import slot_pools
+
+    entities, unit, null = tested[0], tested[5], tested[7]
+    emb, wells = _screen()
+    ctrl = (wells["perturbation_type"] == "negative_control").to_numpy()
+    pool_of, pools = slot_pools(wells, ctrl)
+    members = sig.entity_wells(wells, entities)
+    rng = np.random.default_rng(3)
+    a, b = 5, 40
+    slots = [pools[pool_of[w]] for w in members.of(b)]
+    draws = np.mean([emb[pool[rng.integers(0, pool.size, 40_000)]] for pool in slots], axis=0) @ unit[a]
+    mean, sd = null.moments(np.array([a]), np.array([b]))
+    n = len(slots)
+    pool_error = sum(np.var(emb[pool] @ unit[a], ddof=1) / pool.size / n ** 2 for pool in slots)
+    assert abs(mean[0] - draws.mean()) < 4 * draws.std() / np.sqrt(draws.size)
+    assert sd[0] ** 2 == pytest.approx(draws.var() + pool_error, rel=0.03)

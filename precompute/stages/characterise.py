@@ -12,7 +12,6 @@ from precompute.artifacts import Stage as StoredStage
 from precompute.artifacts import StageWriter
 from precompute.characterisation import (
     FAMILY_EXACT_MAX,
-    N_DRAWS,
     control_response,
     dose_points,
     feature_names_for,
@@ -20,20 +19,15 @@ from precompute.characterisation import (
     sampled_family,
 )
 from precompute.dose_response import dose_response_table
+from precompute.match_null import MatchNull
 from precompute.relate import distance_to_plate_controls
 from precompute.stages.registry import Stage, StageContext, Target, browsed_embedder, register
-
-# The null projects every entity's direction on pseudo-perturbations per plate signature: its cost
-# grows with entities x signatures (hours at the million screen's 33,405 entities). Above this
-# the stage writes no significance and says so; the dashboard shows "not computed".
-SIGNIFICANCE_MAX_ENTITIES = 5_000
-
 
 def significance_into(w: StageWriter, unit: np.ndarray, means: np.ndarray, aligned: np.ndarray, wells: pd.DataFrame,
                       entities: pd.DataFrame, ctrl: np.ndarray, rel: StoredStage, seed: int) -> None:
     """Match null, family and the neighbour lists' p/q into the stage writer ``w``."""
-    null = sig.match_null(unit, aligned, wells, entities, ctrl, n_draws=N_DRAWS, seed=seed)
-    for name in ("signature", "mean", "sd", "center", "scale"):
+    null = sig.match_null(unit, aligned, wells, entities, ctrl, seed=seed)
+    for name in MatchNull.names():
         w.save_array(f"null_{name}", getattr(null, name))
     family, fam_info = sampled_family(unit, means, entities, null, seed=seed)
     w.save_array("family_sorted_p", family.sorted_p.astype(np.float64))
@@ -42,7 +36,9 @@ def significance_into(w: StageWriter, unit: np.ndarray, means: np.ndarray, align
                                       entities, null, family)
         w.save_array(f"neighbours_{side}_p", p)
         w.save_array(f"neighbours_{side}_q", q)
-    w.info["significance"] = {"n_draws": N_DRAWS, **fam_info,
+    w.info["significance"] = {"null": "closed form: exact mean and variance of the pseudo-perturbation draws",
+                              "pools": int(null.pool_size.size), "signatures": int(null.sig_offsets.size - 1),
+                              **fam_info,
                               "untested": "neighbour pairs that share wells (a compound and its own doses): p, q NaN"}
 
 
@@ -57,13 +53,10 @@ def run(ctx: StageContext, target: Target) -> str:
         entities = agg.table("perturbations")
         # Memory-mapped: every use below indexes rows or streams (1.5 GB at 10^6 wells x 384).
         aligned = store.open_stage("align", keys["align"]).array("embeddings", mmap=True)
-        if len(entities) > SIGNIFICANCE_MAX_ENTITIES:
-            w.info["significance"] = (f"not computed: {len(entities)} entities > {SIGNIFICANCE_MAX_ENTITIES} "
-                                      "(the null's cost grows with entities x plate signatures)")
-        else:
-            significance_into(w, np.asarray(agg.array("unit_embeddings", mmap=False)),
-                              np.asarray(agg.array("embeddings", mmap=False)), aligned, wells, entities, ctrl,
-                              store.open_stage("relate", keys["relate"]), ctx.config.seed)
+        # at any scale: 33,405 entities of the million-well screen in minutes (docs/significance.md)
+        significance_into(w, np.asarray(agg.array("unit_embeddings", mmap=False)),
+                          np.asarray(agg.array("embeddings", mmap=False)), aligned, wells, entities, ctrl,
+                          store.open_stage("relate", keys["relate"]), ctx.config.seed)
 
         plates = wells["plate"].astype(str).to_numpy()
         response = distance_to_plate_controls(aligned, plates, ctrl, metric="euclidean")
@@ -88,14 +81,13 @@ def run(ctx: StageContext, target: Target) -> str:
                                                "kind": [f.kind for f in parsed], "channel": [f.channel for f in parsed]}))
         w.info["feature_drivers"] = {"features": len(names), "entities": int(len(entities))}
 
-    cfg = {"seed": ctx.config.seed, "n_draws": N_DRAWS, "family_max": FAMILY_EXACT_MAX,
-           "significance_max_entities": SIGNIFICANCE_MAX_ENTITIES}
+    cfg = {"seed": ctx.config.seed, "null": "closed_form", "family_max": FAMILY_EXACT_MAX}
     return ctx.runner.run_stage("characterise", emb_name, cfg, keys, compute)
 
 
 STAGE = register(Stage(
-    name="characterise", version="1", after="project", inputs=("embed", "align", "aggregate", "relate"),
-    outputs={**{f"null_{n}": "array" for n in ("signature", "mean", "sd", "center", "scale")},
+    name="characterise", version="2", after="project", inputs=("embed", "align", "aggregate", "relate"),
+    outputs={**{f"null_{n}": "array" for n in MatchNull.names()},
              "family_sorted_p": "array",
              **{f"neighbours_{s}_{v}": "array" for s in ("top", "bottom") for v in ("p", "q")},
              "dose_response": "table", "dose_points": "table", "dose_controls": "table",
