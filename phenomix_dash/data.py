@@ -239,7 +239,7 @@ class PhenomixData:
     def has_significance(self, embedder: str | None = None) -> bool:
         """Match significance was computed (large screens skip it; the manifest says why)."""
         e = embedder or self.primary_embedder
-        return self.has_characterise(e) and self.stage("characterise", e).has("null_mean")
+        return self.has_characterise(e) and self.stage("characterise", e).has("null_sig_offsets")
 
     def neighbour_significance(self, embedder: str | None = None) -> dict[str, np.ndarray]:
         """p and q (float64, aligned with neighbours()) of each stored neighbour pair; NaN: not tested."""
@@ -343,9 +343,7 @@ def _significance_parts(d: PhenomixData, embedder: str) -> tuple[Any, Any, np.nd
     from precompute.significance import MatchNull, PairFamily
 
     st = d.stage("characterise", embedder)
-    n_draws = int(st.manifest.get("info", {}).get("significance", {}).get("n_draws", 0))
-    null = MatchNull(*(np.asarray(st.array(f"null_{n}", mmap=False))
-                       for n in ("signature", "mean", "sd", "center", "scale")), n_draws)
+    null = MatchNull.load(lambda n: st.array(f"null_{n}", mmap=False))
     agg = d.stage("aggregate", embedder)
     return (null, PairFamily(np.asarray(st.array("family_sorted_p", mmap=False))),
             np.asarray(agg.array("unit_embeddings", mmap=False)), np.asarray(agg.array("embeddings", mmap=False)))
