@@ -22,7 +22,7 @@ def entity_name_table(d: PhenomixData) -> pd.DataFrame:
             tables[name] = d.ground_truth(name)
         except DataUnavailable:
             tables[name] = None
-    return entity_names(d.wells, tables)
+    return entity_names(d.wells, tables, d.perturbations())
 
 
 @memoize(4, store=True)

@@ -70,7 +70,8 @@ def _per_entity(frame: pd.DataFrame, key: str, cols: tuple[str, ...]) -> dict[st
     return out
 
 
-def entity_names(wells: pd.DataFrame, tables: Mapping[str, pd.DataFrame | None]) -> pd.DataFrame:
+def entity_names(wells: pd.DataFrame, tables: Mapping[str, pd.DataFrame | None],
+                 entities: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per named entity (perturbation_type, perturbation) with name, moa, inchikey,
     synonyms (other names, a tuple) and aliases (other identifiers such as full Broad sample ids).
 
@@ -78,16 +79,26 @@ def entity_names(wells: pd.DataFrame, tables: Mapping[str, pd.DataFrame | None])
     InChIKey columns a plate map carried). tables: the screen's ground-truth tables by name (any
     may be missing): ``compound_annotation_join`` (compound, name), ``compound_moa`` (compound,
     moa), ``compounds`` (compound, name / moa / inchikey columns if it has them), ``genes`` (gene,
-    symbol / name if it has them). Entities without any of these get no row.
+    symbol / name if it has them). entities: one row per entity (perturbation_type, perturbation,
+    gene), e.g. perturbations(); default: the distinct ones of ``wells``. Entities without any
+    name, MOA or identifier get no row. The wells are scanned only for the annotation columns they
+    have: a synthetic screen of 10^6 wells has none and costs nothing here.
     """
     need = {"perturbation_type", "perturbation"}
     if not need <= set(wells.columns):
         raise ValueError(f"wells table lacks column(s) {sorted(need - set(wells.columns))}")
-    cols = [c for c in {*need, "gene", *_NAME_COLS, *_MOA_COLS, *_INCHIKEY_COLS, *_ALIAS_COLS} if c in wells.columns]
-    w = wells[cols].drop_duplicates()  # one row per distinct annotation of an entity: small even at 10^6 wells
-    w = w.assign(perturbation=w["perturbation"].astype(str), perturbation_type=w["perturbation_type"].astype(str))
-    cmpd = w[w["perturbation_type"] == "compound"]
-    gen = w[w["perturbation_type"].isin(GENETIC)]
+    if entities is None:
+        entities = wells[[c for c in ("perturbation_type", "perturbation", "gene") if c in wells.columns]].drop_duplicates()
+    types = entities["perturbation_type"].astype(str)
+    keys = entities["perturbation"].astype(str)
+    gen = pd.DataFrame({"perturbation_type": types, "perturbation": keys,
+                        "gene": entities["gene"] if "gene" in entities.columns else None})[types.isin(GENETIC).to_numpy()]
+    ann_cols = [c for c in dict.fromkeys((*_NAME_COLS, *_MOA_COLS, *_INCHIKEY_COLS, *_ALIAS_COLS)) if c in wells.columns]
+    if ann_cols:  # one row per distinct annotation of a compound: small even at 10^6 wells
+        cmpd = wells.loc[(wells["perturbation_type"] == "compound").to_numpy(), ["perturbation", *ann_cols]].drop_duplicates()
+        cmpd = cmpd.assign(perturbation=cmpd["perturbation"].astype(str))
+    else:
+        cmpd = pd.DataFrame({"perturbation": pd.Series(dtype=str)})
 
     def table(name: str, key: str) -> pd.DataFrame:
         t = tables.get(name)
@@ -102,15 +113,17 @@ def entity_names(wells: pd.DataFrame, tables: Mapping[str, pd.DataFrame | None])
     moa_c = {**moa_plate, **moa_c}
     ik_c = _merge(_per_entity(ctab, "perturbation", _INCHIKEY_COLS), _per_entity(cmpd, "perturbation", _INCHIKEY_COLS))
     alias_c = _per_entity(cmpd, "perturbation", _ALIAS_COLS)
-    # Genes: the symbol is the name when the perturbation is keyed otherwise (a guide, an ORF clone).
+    # Genes: the symbol is a name only when the perturbation is keyed otherwise (a guide, an ORF
+    # clone); a gene keyed by its symbol already shows it (most screens: nothing to add, no row).
+    other = gen[gen["gene"].notna().to_numpy() & (gen["gene"].astype(str) != gen["perturbation"]).to_numpy()]
     names_g = _merge(_per_entity(gtab, "perturbation", ("symbol", "gene_symbol", "name")),
-                     _per_entity(gen, "perturbation", ("gene",)))
+                     _per_entity(other, "perturbation", ("gene",)))
     rows = []
-    for kind, keys, names, plate_names, moas, iks, aliases in (
-            ("compound", sorted(set(cmpd["perturbation"])), names_c, plate_names_c, moa_c, ik_c, alias_c),
-            *[(g, sorted(set(gen.loc[gen["perturbation_type"] == g, "perturbation"])), names_g, {}, {}, {}, {})
+    for kind, entity_keys, names, plate_names, moas, iks, aliases in (
+            ("compound", sorted(set(keys[(types == "compound").to_numpy()])), names_c, plate_names_c, moa_c, ik_c, alias_c),
+            *[(g, sorted(set(gen.loc[gen["perturbation_type"] == g, "perturbation"]) & set(names_g)), names_g, {}, {}, {}, {})
               for g in GENETIC]):
-        for k in keys:
+        for k in entity_keys:
             good = [n for n in names.get(k, []) if is_name(n, k, same_ok=True)]
             good = list(dict.fromkeys(good + [n for n in plate_names.get(k, []) if is_name(n, k)]))
             first = good[0] if good else None
@@ -135,15 +148,17 @@ def _merge(*sources: dict[str, list[str]]) -> dict[str, list[str]]:
 def with_names(perturbations: pd.DataFrame, names: pd.DataFrame) -> pd.DataFrame:
     """The perturbation table plus NAME_COLUMNS (None / () where nothing is annotated); a dose
     entity gets its compound's names. Row order and every existing column are kept."""
-    keyed = names.set_index(["perturbation_type", "perturbation"])
-    key = pd.MultiIndex.from_arrays([perturbations["perturbation_type"].astype(str),
-                                     perturbations["perturbation"].astype(str)])
+    where = {k: i for i, k in enumerate(zip(names["perturbation_type"].astype(str), names["perturbation"].astype(str)))}
+    pos = np.fromiter((where.get(k, -1) for k in zip(perturbations["perturbation_type"].astype(str),
+                                                     perturbations["perturbation"].astype(str))),
+                      dtype=np.int64, count=len(perturbations))
     out = perturbations.copy()
-    got = keyed.reindex(key)
     for c in NAME_COLUMNS:
-        v = got[c].to_numpy(dtype=object) if c in got.columns else np.full(len(out), None, dtype=object)
         empty = () if c in ("synonyms", "aliases") else None
-        out[c] = [empty if (x is None or (isinstance(x, float) and np.isnan(x))) else x for x in v]
+        vals = np.empty(len(names) + 1, dtype=object)  # the last slot answers pos -1: nothing annotated
+        vals[:-1] = names[c].to_numpy(dtype=object) if c in names.columns else empty
+        vals[-1] = empty
+        out[c] = vals[pos]
     return out
 
 
@@ -184,11 +199,14 @@ def short_labels(table: pd.DataFrame) -> np.ndarray:
 @dataclass(frozen=True)
 class NameIndex:
     """Every searchable text of a perturbation table, casefolded once: the name, the id (and
-    pert_id), the InChIKey, synonyms and aliases, so a search answers in one vectorised pass."""
+    pert_id), the InChIKey, synonyms and aliases, joined into one text so that a search is one
+    scan of it (a few ms at 10^5 perturbations) rather than one comparison per term."""
 
     rows: np.ndarray  # table row of each term
     fields: np.ndarray  # _FIELD_ORDER rank of each term
-    terms: pd.Series  # casefolded text of each term
+    terms: np.ndarray  # casefolded text of each term (object)
+    starts: np.ndarray  # where each term starts in ``blob``
+    blob: str  # the terms joined by newlines (no term holds one)
     n: int
 
     @classmethod
@@ -198,34 +216,39 @@ class NameIndex:
         def add(values, field: str) -> None:
             for r, v in enumerate(values):
                 for t in (v if isinstance(v, tuple) else (v,)):
-                    if isinstance(t, str) and t:
+                    if isinstance(t, str) and t.strip():
                         rows.append(r)
                         fields.append(_FIELD_ORDER[field])
-                        terms.append(t.casefold())
+                        terms.append(" ".join(t.split()).casefold())
 
         add(table["perturbation"].astype(str), "id")
         add(table["pert_id"].astype(str), "id")
         for col, field in (("name", "name"), ("inchikey", "inchikey"), ("synonyms", "synonym"), ("aliases", "alias")):
             if col in table.columns:
                 add(table[col], field)
-        return cls(np.asarray(rows, dtype=np.int64), np.asarray(fields, dtype=np.int8),
-                   pd.Series(terms, dtype=object), len(table))
+        lengths = np.fromiter((len(t) + 1 for t in terms), dtype=np.int64, count=len(terms))
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return cls(np.asarray(rows, dtype=np.int64), np.asarray(fields, dtype=np.int8), np.asarray(terms, dtype=object),
+                   starts, "\n".join(terms), len(table))
 
     def match(self, text: str, candidates: np.ndarray | None = None) -> np.ndarray:
         """Rows whose any term contains ``text`` (case-insensitive, literal), best first: exact
         match, then starts with, then contains; within each, name before id before InChIKey before
         synonym; then table order. A full InChIKey also finds a compound known by its first block.
         ``candidates``: a boolean mask over rows that may be returned."""
-        q = str(text).strip().casefold()
+        q = " ".join(str(text).split()).casefold()
         if not q:
             return np.empty(0, dtype=np.int64)
-        hit = self.terms.str.contains(q, regex=False).to_numpy(dtype=bool)
+        at = np.fromiter((m.start() for m in re.finditer(re.escape(q), self.blob)), dtype=np.int64)
+        hit = np.unique(np.searchsorted(self.starts, at, side="right") - 1)
         if len(q) == 27 and _INCHIKEY.match(q.upper()):  # a pasted full key: its skeleton block too
-            hit |= (self.terms == q[:14]).to_numpy()
-        if candidates is not None:
-            hit &= np.asarray(candidates, dtype=bool)[self.rows]
-        r, f, t = self.rows[hit], self.fields[hit], self.terms[hit].to_numpy(dtype=object)
-        place = np.where(t == q, 0, np.where([x.startswith(q) for x in t], 1, 2)) if t.size else np.empty(0, int)
+            block = [m.start() for m in re.finditer("(?:^|\n)" + re.escape(q[:14]) + "(?:\n|$)", self.blob)]
+            more = np.searchsorted(self.starts, np.asarray(block, dtype=np.int64) + (np.asarray(block) > 0), side="right") - 1
+            hit = np.union1d(hit, more)
+        if candidates is not None and hit.size:
+            hit = hit[np.asarray(candidates, dtype=bool)[self.rows[hit]]]
+        r, f, t = self.rows[hit], self.fields[hit], self.terms[hit]
+        place = np.array([0 if x == q else 1 if x.startswith(q) else 2 for x in t], dtype=np.int8)
         order = np.lexsort((r, f, place))
         ranked = r[order]
         _, first = np.unique(ranked, return_index=True)
