@@ -147,6 +147,7 @@ CMP_JACCARD_TEXT = "compare-jaccard-caption"
 CMP_GRID = "compare-overlap-grid"
 CMP_EXPORT = "compare-overlap-export"
 CMP_BENCH = "compare-benchmarks"
+CMP_DRAWN = "compare-drawn"  # stores {"type": CMP_DRAWN, "side": "left"/"right"}: the space each map has drawn
 
 # Map page: selection tables, composition, AnnData download, A / B and their comparison (issue #16)
 MAP_SEL_TABLES = "map-selection-tables-box"
