@@ -15,6 +15,6 @@ setup(
     packages=[*find_packages(include=["phenomix", "phenomix.*", "precompute", "precompute.*",
                                       "phenomix_dash", "phenomix_dash.*"]), *SHIPPED],
     package_dir=SHIPPED,
-    package_data={"phenomix.assets": ["*.css"], "phenomix.models": ["README.md", "mae_tiny_demo/*"]},
+    package_data={"phenomix.assets": ["*.css", "*.js"], "phenomix.models": ["README.md", "mae_tiny_demo/*"]},
     include_package_data=False,
 )

@@ -75,6 +75,7 @@ def test_the_installed_package_is_used_with_its_data(installed):
     site = installed["site"]
     assert Path(pre).is_relative_to(site) and not Path(pre).is_relative_to(ROOT), pre
     assert Path(assets) == site / "phenomix" / "assets" and (Path(assets) / "style.css").is_file()
+    assert (Path(assets) / "screen_header.js").is_file(), "the script that keeps the screen in every request"
     assert Path(ckpt) == site / "phenomix" / "models" / "mae_tiny_demo" and (Path(ckpt) / "model.safetensors").is_file()
     assert checkout == "None"
 
