@@ -319,3 +319,21 @@ def test_background_callbacks_read_the_screen_and_user_from_the_original_request
             served.get_data()
     finally:
         context_value.reset(token)
+
+
+def test_header_mode_access_file_through_the_environment(root, tmp_path):
+    access = tmp_path / "access"
+    access.write_text("alice screens=beta\n")
+    app, client = _app(root, {"PHENOMIX_TRUST_HEADER": "X-Forwarded-User", "PHENOMIX_SCREEN_ACCESS": str(access)})
+    try:
+        alice, mallory = {"X-Forwarded-User": "alice"}, {"X-Forwarded-User": "mallory"}
+        assert client.get("/?screen=beta", headers=alice).status_code == 200
+        assert client.get("/?screen=alpha", headers=alice).status_code == 403
+        assert client.get("/?screen=beta", headers=mallory).status_code == 403
+    finally:
+        from phenomix_dash import auth
+
+        auth._set_access(None, None, {})
+    # The access file belongs to header mode: with a users file, the screens go on the users' lines.
+    with pytest.raises(AuthConfigError, match="PHENOMIX_SCREEN_ACCESS is for PHENOMIX_TRUST_HEADER"):
+        _app(root, {"PHENOMIX_AUTH_FILE": str(tmp_path / "users"), "PHENOMIX_SCREEN_ACCESS": str(access)})
