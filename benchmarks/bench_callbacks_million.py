@@ -79,7 +79,13 @@ def scenarios(client: InProcess, deps: list[dict], variant: int = 0) -> list[tup
     for kind in ("gene_compound", "gene_gene", "compound_compound"):
         vals = {**sim_vals, ("similarity-kind", "value"): kind}
         out.append((f"heatmap slice: {kind}", build_payload(sim, vals)))
-    from phenomix_dash.ids import PL_HEATMAP, PL_PLATE
+    from phenomix_dash.ids import PERT_SEARCH, PL_HEATMAP, PL_PLATE
+
+    # Type-ahead on any of name, id, InChIKey or synonym (#16): the index is built in the warm-up.
+    search = find_callback(deps, f"{PERT_SEARCH}.options")
+    typed = str(d.perturbations()["perturbation"].iloc[(len(perts) // 5 + variant * 7_919) % len(perts)])[:7]
+    out.append(("perturbation search: type a name", build_payload(
+        search, {(PERT_SEARCH, "search_value"): typed, (PERT_SEARCH, "value"): None}, [f"{PERT_SEARCH}.search_value"])))
 
     plates_cb = find_callback(deps, f"{PL_HEATMAP}.figure")
     pl_comps = page_components(client, deps, "/plates")
