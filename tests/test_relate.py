@@ -127,3 +127,51 @@ def test_similarity_percentile():
     null = np.arange(100, dtype=float)  # 0..99
     np.testing.assert_allclose(similarity_percentile([-1, 49.5, 1000], null), [0, 50, 100])
     assert similarity_percentile(10.0, np.array([10.0, 10.0])) == 50.0
+
+
+def _argpartition_top_k(x, k):
+    """The implementation before the single-partition search (relate stage version 2), kept as a
+    reference: two argpartitions per block, then (key, index) order among the k chosen."""
+    x = l2_normalise(x.astype(np.float32))
+    sims = x @ x.T
+    rows = np.arange(len(x))
+    out = {}
+    for side, sign in (("top", -1.0), ("bottom", 1.0)):
+        key = sims * sign
+        key[rows, rows] = np.inf
+        part = np.argpartition(key, k - 1, axis=1)[:, :k]
+        order = np.lexsort((part, np.take_along_axis(key, part, axis=1)), axis=1)
+        out[f"{side}_idx"] = np.take_along_axis(part, order, axis=1)
+        out[f"{side}_sim"] = np.take_along_axis(sims, out[f"{side}_idx"], axis=1)
+    return out
+
+
+@pytest.mark.parametrize("block_rows", [256, 4096])
+def test_top_k_equals_previous_implementation_and_sklearn(block_rows):
+    from sklearn.neighbors import NearestNeighbors
+
+    x = np.random.default_rng(5).normal(size=(1500, 32)).astype(np.float32)
+    res = top_k_neighbours(x, 20, block_rows=block_rows)
+    old = _argpartition_top_k(x, 20)
+    for name in ("top_idx", "bottom_idx"):
+        np.testing.assert_array_equal(res[name], old[name])
+    for name in ("top_sim", "bottom_sim"):  # float32 sums may differ in the last bit with the block shape
+        np.testing.assert_allclose(res[name], old[name], rtol=0, atol=1e-6)
+    nn = NearestNeighbors(n_neighbors=21, metric="cosine", algorithm="brute").fit(x.astype(np.float64))
+    sk_dist, sk_idx = nn.kneighbors(x.astype(np.float64))
+    # sklearn ranks in float64: lists equal except where two similarities are within float32 rounding
+    # (sklearn lists each point first: drop it)
+    assert (res["top_idx"] == sk_idx[:, 1:]).mean() > 0.999
+    s64 = cosine_similarity(x.astype(np.float64))
+    np.testing.assert_allclose(np.take_along_axis(s64, res["top_idx"], 1), 1 - sk_dist[:, 1:], atol=1e-6)
+
+
+def test_ties_at_the_kth_place_go_to_the_lower_index():
+    base = np.random.default_rng(6).normal(size=(10, 6)).astype(np.float32)
+    x = np.concatenate([base, base[[3, 3, 3]]])  # rows 10-12 duplicate row 3: equal similarities
+    res = top_k_neighbours(x, 2)
+    np.testing.assert_array_equal(res["top_idx"][3], [10, 11])  # 10, 11, 12 tie: lowest two
+    np.testing.assert_array_equal(res["top_idx"][11], [3, 10])
+    far = top_k_neighbours(x, 1)["bottom_idx"][:, 0]
+    assert far[0] == far[0] and all(far[i] == min(np.flatnonzero(
+        cosine_similarity(x)[i] == cosine_similarity(x)[i][far[i]])) for i in range(len(x)) if i not in (3,))

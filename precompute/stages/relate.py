@@ -32,9 +32,9 @@ def run(ctx: StageContext, target: Target) -> str:
         cmpds = np.flatnonzero((table["perturbation_type"] == "compound").to_numpy())
         w.save_array("gene_index", genes.astype(np.int32))
         w.save_array("compound_index", cmpds.astype(np.int32))
-        w.save_array("sim_gene_compound", unit[genes] @ unit[cmpds].T, dtype="float16")
-        w.save_array("sim_gene_gene", unit[genes] @ unit[genes].T, dtype="float16")
-        w.save_array("sim_compound_compound", unit[cmpds] @ unit[cmpds].T, dtype="float16")
+        for name, rows, cols in (("sim_gene_compound", genes, cmpds), ("sim_gene_gene", genes, genes),
+                                 ("sim_compound_compound", cmpds, cmpds)):
+            w.save_array(name, relate.similarity_matrix_f16(unit, rows, cols))
         w.save_array("null_similarity", relate.null_similarity_sample(unit, 100_000, seed=config.seed))
         w.dtypes["similarity_note"] = "float16 matrices; neighbour lists float32 from exact cosine"
 
@@ -62,7 +62,7 @@ def run(ctx: StageContext, target: Target) -> str:
 
 
 STAGE = register(Stage(
-    name="relate", version="2", after="aggregate", inputs=("aggregate", "align", "embed"),
+    name="relate", version="3", after="aggregate", inputs=("aggregate", "align", "embed"),
     outputs={**{f"neighbours_{s}_{v}": "array" for s in ("top", "bottom") for v in ("idx", "sim")},
              "gene_index": "array", "compound_index": "array", "sim_gene_compound": "array",
              "sim_gene_gene": "array", "sim_compound_compound": "array", "null_similarity": "array",
@@ -70,3 +70,6 @@ STAGE = register(Stage(
     run=run, applies=browsed_embedder,
     description="neighbours, similarity matrices, well distances to controls, phenotypic activity"))
 # version 2: activity APs ranked per plate (was copairs' pairs).
+# version 3: neighbour lists from one numba scan per row (precompute/topk_select.py): same float32
+# similarities; a tie at the k-th place now goes to the lower index (argpartition chose either);
+# similarity matrices filled block by block in float16 (the full float32 matrix is never held).
