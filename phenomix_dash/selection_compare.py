@@ -23,18 +23,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import fisher_exact, ttest_ind
-from sklearn.decomposition import PCA
+from scipy.special import stdtr
+from scipy.stats import hypergeom
 
 from phenomix_dash.cache import memoize
 from phenomix_dash.data import DataUnavailable
 from phenomix_dash.selection import selected_well_rows
-from phenomix_dash.selection_stats import _bh, perturbation_key
+from phenomix_dash.selection_stats import _bh, _perturbation_index, _screen_totals, perturbation_key
 
 MIN_WELLS = 2  # per side: a standard deviation needs two wells
 N_PCS = 5
-MAX_PCA_WELLS = 5000  # PCA of the A and B wells is fitted on at most this many (seeded sample)
-MAX_TERMS = 2000  # annotation terms tested at most (the most frequent in A and B)
+MAX_PCA_WELLS = 2000  # PCA of the A and B wells is fitted on at most this many (seeded sample)
+MAX_TERMS = 500  # annotation terms tested at most (the most frequent in A and B; the panel says how many were not)
 ANNOTATION_CATEGORIES = ("perturbation type", "MOA", "target", "complex", "pathway")
 
 
@@ -46,21 +46,37 @@ def effect_sizes(x: np.ndarray, a_rows: np.ndarray, b_rows: np.ndarray, names: l
     """Per column of x: mean in A and B, difference (A - B), Cohen's d, Welch t, p and BH q.
 
     Sorted by |d|, largest first. A column constant in both sides has d and p missing (NaN)."""
-    a = np.asarray(x[np.asarray(a_rows)], dtype=np.float64)
-    b = np.asarray(x[np.asarray(b_rows)], dtype=np.float64)
-    if len(a) < MIN_WELLS or len(b) < MIN_WELLS:
-        raise CompareError(f"A has {len(a)} and B {len(b)} wells: each needs at least {MIN_WELLS}")
-    ma, mb = a.mean(axis=0), b.mean(axis=0)
-    va, vb = a.var(axis=0, ddof=1), b.var(axis=0, ddof=1)
-    pooled = np.sqrt(((len(a) - 1) * va + (len(b) - 1) * vb) / (len(a) + len(b) - 2))
+    na, nb = len(a_rows), len(b_rows)
+    if na < MIN_WELLS or nb < MIN_WELLS:
+        raise CompareError(f"A has {na} and B {nb} wells: each needs at least {MIN_WELLS}")
+    ma, va = _mean_var(x, a_rows)
+    mb, vb = _mean_var(x, b_rows)
+    pooled = np.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2))
     ok = pooled > 0  # a column constant on both sides has no effect size to measure
     d, t, p = (np.full(len(ma), np.nan) for _ in range(3))
     d[ok] = (ma[ok] - mb[ok]) / pooled[ok]
-    if ok.any():
-        t[ok], p[ok] = ttest_ind(a[:, ok], b[:, ok], axis=0, equal_var=False)
+    # Welch's t with Welch-Satterthwaite degrees of freedom (what scipy's ttest_ind(equal_var=False)
+    # computes), from the moments above rather than a second pass over the wells.
+    sa, sb = va / na, vb / nb
+    se2 = sa + sb
+    good = ok & (se2 > 0)
+    t[good] = (ma[good] - mb[good]) / np.sqrt(se2[good])
+    df = se2[good] ** 2 / (sa[good] ** 2 / (na - 1) + sb[good] ** 2 / (nb - 1))
+    p[good] = 2 * stdtr(df, -np.abs(t[good]))
     out = pd.DataFrame({"name": list(names), "mean_a": ma, "mean_b": mb, "difference": ma - mb, "cohen_d": d,
                         "welch_t": t, "p": p, "q": _bh(p)})
     return out.iloc[np.argsort(-np.nan_to_num(np.abs(d), nan=-1.0), kind="stable")].reset_index(drop=True)
+
+
+def _mean_var(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and sample variances (float64) of x[rows]; centred before squaring, so float32
+    input keeps its precision without a float64 copy of the rows."""
+    sub = np.asarray(x[np.asarray(rows)])
+    mean = sub.mean(axis=0, dtype=np.float64)
+    centred = sub - mean.astype(sub.dtype)
+    var = np.einsum("ij,ij->j", centred, centred, dtype=np.float64) / (len(sub) - 1) if sub.dtype.kind == "f" else \
+        sub.var(axis=0, ddof=1, dtype=np.float64)
+    return mean, var
 
 
 @dataclass(frozen=True)
@@ -78,37 +94,78 @@ def pc_effects(x: np.ndarray, a_rows: np.ndarray, b_rows: np.ndarray, n_pcs: int
     k = int(min(n_pcs, x.shape[1], len(fit) - 1))
     if k < 1:
         raise CompareError("too few wells in A and B for principal components")
-    pca = PCA(n_components=k, svd_solver="full" if len(fit) * x.shape[1] < 2_000_000 else "randomized",
-              random_state=seed).fit(np.asarray(x[fit], dtype=np.float64))
+    # The eigenvectors of the (dim x dim) covariance: exact, and cheap at any number of wells.
+    sample = np.asarray(x[fit], dtype=np.float64)
+    centre = sample.mean(axis=0)
+    evals, evecs = np.linalg.eigh(np.cov(sample, rowvar=False).reshape(x.shape[1], x.shape[1]))
+    order = np.argsort(evals)[::-1][:k]
+    axes = evecs[:, order] * np.where(evecs[np.abs(evecs[:, order]).argmax(axis=0), order] < 0, -1, 1)  # fixed signs
+    ratio = evals[order] / max(float(evals.clip(min=0).sum()), np.finfo(float).tiny)
     scores = np.full((len(x), k), np.nan)  # only A and B rows are filled (and read)
-    scores[both] = pca.transform(np.asarray(x[both], dtype=np.float64))
+    scores[both] = (np.asarray(x[both], dtype=np.float64) - centre) @ axes
     table = effect_sizes(scores, a_rows, b_rows, [f"PC{i + 1}" for i in range(k)])
-    var = dict(zip([f"PC{i + 1}" for i in range(k)], pca.explained_variance_ratio_, strict=True))
+    var = dict(zip([f"PC{i + 1}" for i in range(k)], ratio, strict=True))
     table["explained_variance"] = table["name"].map(var)
     return PcEffects(table, int(len(fit)), int(both.size))
 
 
-def annotation_enrichment(terms: pd.DataFrame, a_keys: set[str], b_keys: set[str]) -> pd.DataFrame:
-    """Fisher's exact test per annotation term, A's perturbations against B's.
+@dataclass(frozen=True)
+class EncodedTerms:
+    """`annotation_terms` as integers, so testing a selection is array indexing: ``pert`` (one entry
+    per (perturbation, term) pair: the perturbation's row in ``keys``), ``term`` (index into
+    ``labels``: category, term)."""
 
-    ``terms``: long table (key, category, term) mapping a perturbation key to its annotations.
-    Returns category, term, in_a, n_a, in_b, n_b, odds_ratio, p, q and enriched_in ('A' or 'B'),
-    most significant first; terms carried by no perturbation of A or B are not tested."""
+    keys: np.ndarray  # perturbation keys (object)
+    pert: np.ndarray
+    term: np.ndarray
+    labels: pd.DataFrame
+
+
+def encode_terms(terms: pd.DataFrame, keys: np.ndarray) -> EncodedTerms:
+    """Encode a (key, category, term) table against the perturbation keys ``keys`` (unknown keys dropped)."""
+    t = terms[["category", "term"]].assign(_p=pd.Index(keys).get_indexer(terms["key"]))
+    t = t[t["_p"] >= 0].drop_duplicates()
+    codes, labels = pd.MultiIndex.from_frame(t[["category", "term"]]).factorize()
+    return EncodedTerms(np.asarray(keys, dtype=object), t["_p"].to_numpy(np.int64), np.asarray(codes, dtype=np.int64),
+                        labels.to_frame(index=False, name=["category", "term"]))
+
+
+def annotation_enrichment(terms: pd.DataFrame | EncodedTerms, a_keys: set[str] | np.ndarray,
+                          b_keys: set[str] | np.ndarray) -> pd.DataFrame:
+    """Fisher's exact test per annotation term, A's perturbations against B's (two-sided by
+    doubling the smaller hypergeometric tail, vectorised over terms; the odds ratio is the sample one).
+
+    ``terms``: long table (key, category, term) mapping a perturbation key to its annotations (or
+    its `encode_terms`; then A and B may be boolean masks over its keys). Returns category, term,
+    in_a, n_a, in_b, n_b, odds_ratio, p, q and enriched_in ('A' or 'B'), most significant first;
+    terms carried by no perturbation of A or B are not tested, nor those rarer than the MAX_TERMS
+    most frequent (their number is in ``attrs['untested']``)."""
     cols = ["category", "term", "in_a", "n_a", "in_b", "n_b", "odds_ratio", "p", "q", "enriched_in"]
-    n_a, n_b = len(a_keys), len(b_keys)
-    if not n_a or not n_b or terms.empty:
+    if not isinstance(terms, EncodedTerms):
+        terms = encode_terms(terms, np.array(sorted(set(terms["key"]) | set(a_keys) | set(b_keys)), dtype=object))
+    mask_a, mask_b = (m if isinstance(m, np.ndarray) and m.dtype == bool else pd.Index(terms.keys).isin(list(m))
+                      for m in (a_keys, b_keys))
+    n_a, n_b = int(mask_a.sum()), int(mask_b.sum())
+    if not n_a or not n_b or not len(terms.labels):
         return pd.DataFrame(columns=cols)
-    t = terms[terms["key"].isin(a_keys | b_keys)].drop_duplicates()
-    t = t.assign(in_a=t["key"].isin(a_keys).astype(int), in_b=t["key"].isin(b_keys).astype(int))
-    g = t.groupby(["category", "term"], sort=False)[["in_a", "in_b"]].sum().reset_index()
-    g = g.assign(_n=g["in_a"] + g["in_b"]).sort_values("_n", ascending=False).head(MAX_TERMS).drop(columns="_n")
-    odds, p = np.empty(len(g)), np.empty(len(g))
-    for i, (ka, kb) in enumerate(zip(g["in_a"].to_numpy(), g["in_b"].to_numpy(), strict=True)):
-        res = fisher_exact([[ka, n_a - ka], [kb, n_b - kb]])
-        odds[i], p[i] = res.statistic, res.pvalue
-    g = g.assign(n_a=n_a, n_b=n_b, odds_ratio=odds, p=p, q=_bh(p))
-    g["enriched_in"] = np.where(g["in_a"] / n_a >= g["in_b"] / n_b, "A", "B")
-    return g[cols].sort_values(["p", "category", "term"]).reset_index(drop=True)
+    n_lab = len(terms.labels)
+    in_a = np.bincount(terms.term, weights=mask_a[terms.pert], minlength=n_lab).astype(np.int64)
+    in_b = np.bincount(terms.term, weights=mask_b[terms.pert], minlength=n_lab).astype(np.int64)
+    present = np.flatnonzero(in_a + in_b)
+    chosen = present[np.argsort(-(in_a + in_b)[present], kind="stable")[:MAX_TERMS]]
+    ka, kb = in_a[chosen], in_b[chosen]
+    # Given the margins, A's count of the term is hypergeometric: population n_a + n_b, ka + kb carry it, n_a drawn.
+    upper = hypergeom.sf(ka - 1, n_a + n_b, ka + kb, n_a)
+    lower = hypergeom.cdf(ka, n_a + n_b, ka + kb, n_a)
+    p = np.minimum(1.0, 2 * np.minimum(upper, lower))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds = (ka * (n_b - kb)) / ((n_a - ka) * kb)
+    g = terms.labels.iloc[chosen].reset_index(drop=True).assign(in_a=ka, n_a=n_a, in_b=kb, n_b=n_b, odds_ratio=odds,
+                                                                 p=p, q=_bh(p))
+    g["enriched_in"] = np.where(ka / n_a >= kb / n_b, "A", "B")
+    out = g[cols].sort_values(["p", "category", "term"]).reset_index(drop=True)
+    out.attrs["untested"] = int(present.size - chosen.size)  # carried by A or B, rarer than the MAX_TERMS tested
+    return out
 
 
 def annotation_terms(perts: pd.DataFrame, moa: pd.DataFrame | None = None, targets: pd.DataFrame | None = None,
@@ -174,6 +231,12 @@ def screen_annotation_terms(d: Any) -> pd.DataFrame:
 
 
 @memoize(4, store=True)
+def _encoded_terms(d: Any) -> EncodedTerms:
+    """The screen's annotation terms encoded against its perturbation index (once per store)."""
+    return encode_terms(screen_annotation_terms(d), _perturbation_index(d)[1]["pert_id"].to_numpy())
+
+
+@memoize(4, store=True)
 def _named_features(d: Any) -> tuple[str | None, list[str] | None]:
     """(embedder, feature names) of the screen's named features, (None, None) when it has none."""
     try:
@@ -188,15 +251,29 @@ def compare_selections(d: Any, sel_a: str, sel_b: str) -> Comparison:
     a = selected_well_rows(d, "wells", sel_a)
     b = selected_well_rows(d, "wells", sel_b)
     x = d.well_embeddings("aligned")
-    directions = effect_sizes(x, a, b, [f"dim {i}" for i in range(x.shape[1])])
-    pcs = pc_effects(x, a, b)
+    # One gather of A's and B's rows from the memory map, shared by the dimensions and the PCs
+    # (a well in both A and B appears on each side, as it is counted in each).
+    ab = np.concatenate([np.asarray(x[a]), np.asarray(x[b])])
+    ra, rb = np.arange(a.size), a.size + np.arange(b.size)
+    directions = effect_sizes(ab, ra, rb, [f"dim {i}" for i in range(x.shape[1])])
+    pcs = pc_effects(ab, ra, rb)
     emb, names = _named_features(d)
     features = None
     if emb is not None:
         raw = d.well_embeddings("raw", emb)
         if raw.shape[1] == len(names):  # a stale features table must not mislabel columns
             features = effect_sizes(raw, a, b, names)
-    key = perturbation_key(d.wells).to_numpy()
-    annotations = annotation_enrichment(screen_annotation_terms(d), set(key[a]), set(key[b]))
+    codes, ent = _perturbation_index(d)
+    mask_a, mask_b = (np.bincount(codes[r], minlength=len(ent)) > 0 for r in (a, b))
+    annotations = annotation_enrichment(_encoded_terms(d), mask_a, mask_b)
     return Comparison(int(a.size), int(b.size), int(np.intersect1d(a, b).size), directions, pcs, features, emb,
                       annotations)
+
+
+def warm_up(d: Any) -> None:
+    """Build the per-store tables the selection callbacks share (perturbation index, screen counts,
+    encoded annotations, named features) at server start, so that a user's first selection pays
+    only for itself (~2 s of the first call at 100,000 wells otherwise)."""
+    _screen_totals(d)
+    _encoded_terms(d)
+    _named_features(d)

@@ -145,6 +145,7 @@ def _annotation_table(ann: pd.DataFrame) -> html.Div:
     if ann.empty:
         return message("No annotations to test for these selections.", "light")
     top = ann.head(N_TERMS)
+    untested = int(ann.attrs.get("untested", 0))
     rows = [html.Tr([html.Td(r.category), html.Td(r.term), html.Td(r.enriched_in),
                      html.Td(f"{r.in_a} of {r.n_a}"), html.Td(f"{r.in_b} of {r.n_b}"),
                      html.Td(f"{r.p:.2g}"), html.Td(f"{r.q:.2g}")]) for r in top.itertuples()]
@@ -152,7 +153,7 @@ def _annotation_table(ann: pd.DataFrame) -> html.Div:
                                                     "B perturbations", "Fisher p", "q")]))
     return html.Div([
         html.H6(f"Annotations enriched in A or B: {part_of(len(top), len(ann), 'tested term')} shown, most "
-                "significant first",
+                "significant first" + (f" ({untested:,} rarer terms not tested)" if untested else ""),
                 className="mt-2"),
         dbc.Table([head, html.Tbody(rows)], size="sm", striped=True, className="small", id="map-compare-annotations"),
     ])

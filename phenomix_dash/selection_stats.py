@@ -93,17 +93,27 @@ def perturbation_key(wells: pd.DataFrame) -> pd.Series:
     return wells["perturbation_type"].astype(str) + ":" + wells["perturbation"].astype(str)
 
 
-def perturbation_counts(wells: pd.DataFrame, rows: np.ndarray, totals: pd.Series | None = None) -> pd.DataFrame:
-    """Perturbations of the selected wells: pert_id, type, perturbation, wells selected, wells in the
-    screen and the selected fraction; most selected first."""
+def perturbation_index(wells: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """(code of each well's pooled perturbation, one row per code: pert_id, perturbation, type and
+    wells_total). Built once per store, so counting a selection is one bincount."""
     key = perturbation_key(wells)
-    tot = totals if totals is not None else key.value_counts()
-    sel = key.iloc[np.asarray(rows, dtype=np.int64)]
-    picked = sel.value_counts()
-    first = wells.iloc[np.asarray(rows, dtype=np.int64)].assign(pert_id=sel.to_numpy()).drop_duplicates("pert_id")
-    out = pd.DataFrame({"pert_id": picked.index.astype(str), "wells_selected": picked.to_numpy(np.int64)})
-    out = out.merge(first[["pert_id", "perturbation_type", "perturbation"]], on="pert_id", how="left")
-    out["wells_total"] = tot.reindex(out["pert_id"]).to_numpy(np.int64)
+    codes, uniques = pd.factorize(key)
+    first = np.unique(codes, return_index=True)[1]
+    ent = pd.DataFrame({"pert_id": np.asarray(uniques, dtype=object),
+                        "perturbation": wells["perturbation"].to_numpy()[first],
+                        "perturbation_type": wells["perturbation_type"].to_numpy()[first],
+                        "wells_total": np.bincount(codes, minlength=len(uniques))})
+    return codes.astype(np.int64), ent
+
+
+def perturbation_counts(wells: pd.DataFrame, rows: np.ndarray,
+                        index: tuple[np.ndarray, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Perturbations of the selected wells: pert_id, perturbation, type, wells selected, wells in the
+    screen and the selected fraction; most selected first. ``index``: `perturbation_index(wells)`."""
+    codes, ent = index if index is not None else perturbation_index(wells)
+    k = np.bincount(codes[np.asarray(rows, dtype=np.int64)], minlength=len(ent))
+    hit = np.flatnonzero(k)
+    out = ent.iloc[hit].assign(wells_selected=k[hit])
     out["fraction_selected"] = out["wells_selected"] / out["wells_total"]
     cols = ["pert_id", "perturbation", "perturbation_type", "wells_selected", "wells_total", "fraction_selected"]
     return out[cols].sort_values(["wells_selected", "pert_id"], ascending=[False, True]).reset_index(drop=True)
@@ -119,11 +129,14 @@ def well_table(wells: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
 
 @memoize(4, store=True)
 def _screen_totals(d: Any) -> dict[str, pd.Series]:
-    """The whole screen's counts per composition column and per perturbation (once per store)."""
+    """The whole screen's counts per composition column (once per store)."""
     w = d.wells
-    out = {c: w[c].astype(str).value_counts() for c in COMPOSITION_COLUMNS if c in w.columns}
-    out["_pert"] = perturbation_key(w).value_counts()
-    return out
+    return {c: w[c].astype(str).value_counts() for c in COMPOSITION_COLUMNS if c in w.columns}
+
+
+@memoize(4, store=True)
+def _perturbation_index(d: Any) -> tuple[np.ndarray, pd.DataFrame]:
+    return perturbation_index(d.wells)
 
 
 def selection_composition(d: Any, level: str, sel: str) -> pd.DataFrame:
@@ -134,7 +147,7 @@ def selection_composition(d: Any, level: str, sel: str) -> pd.DataFrame:
 def selection_tables(d: Any, level: str, sel: str) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """(perturbations table, wells table capped at MAX_TABLE_ROWS, number of selected wells)."""
     rows = selected_well_rows(d, level, sel)
-    perts = perturbation_counts(d.wells, rows, totals=_screen_totals(d)["_pert"])
+    perts = perturbation_counts(d.wells, rows, index=_perturbation_index(d))
     return perts, well_table(d.wells, rows[:MAX_TABLE_ROWS]), int(rows.size)
 
 

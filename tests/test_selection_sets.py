@@ -101,6 +101,10 @@ def test_effect_sizes_find_the_one_separating_dimension():
     eff = effect_sizes(x, a, b, [f"dim {i}" for i in range(12)])
     top = eff.iloc[0]
     assert top["name"] == "dim 5" and top["cohen_d"] == pytest.approx(2.0, abs=0.3) and top["q"] < 1e-20
+    from scipy.stats import ttest_ind
+
+    ref = ttest_ind(x[a][:, 5].astype(float), x[b][:, 5].astype(float), equal_var=False)
+    assert top["welch_t"] == pytest.approx(ref.statistic, rel=1e-4) and top["p"] == pytest.approx(ref.pvalue, rel=1e-3)
     others = eff[~eff["name"].isin(["dim 5", "dim 9"])]
     assert (others["q"] > 0.01).all()
     const = eff[eff["name"] == "dim 9"].iloc[0]
@@ -115,6 +119,8 @@ def test_effect_sizes_find_the_one_separating_dimension():
 
 
 def test_annotations_enriched_in_each_selection():
+    from scipy.stats import fisher_exact
+
     perts = pd.DataFrame({"perturbation_type": ["compound"] * 6 + ["crispr"] * 6,
                           "perturbation": [f"C{i}" for i in range(6)] + [f"G{i}" for i in range(6)],
                           "gene": [None] * 6 + [f"G{i}" for i in range(6)]})
@@ -129,6 +135,7 @@ def test_annotations_enriched_in_each_selection():
     enr = annotation_enrichment(terms, a, b)
     hdac = enr[enr["term"] == "HDAC inhibitor"].iloc[0]
     assert (hdac["in_a"], hdac["n_a"], hdac["in_b"], hdac["n_b"], hdac["enriched_in"]) == (3, 6, 0, 6, "A")
+    assert hdac["p"] == pytest.approx(fisher_exact([[3, 3], [0, 6]]).pvalue)
     assert enr[enr["term"] == "CX2"].iloc[0]["enriched_in"] == "B"
     ptype = enr[enr["term"] == "compound"].iloc[0]
     assert ptype["p"] == pytest.approx(1.0)  # half of each side: nothing enriched
