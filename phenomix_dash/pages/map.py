@@ -65,6 +65,7 @@ from phenomix_dash.selection import (
     selected_wells,
     selection_csv_text,
 )
+from phenomix_dash.selection_compare import warm_up as warm_selections
 from phenomix_dash.selection_panels import (
     ab_update,
     compare_view,
@@ -192,7 +193,9 @@ def warm_up() -> None:
     """Draw the page's first view once at server start: coordinates, the density layer, colours and
     hover text are cached per process, and cold they cost ~1 s at a million wells."""
     try:
-        map_update(get_data(), *clean_state(None, None, None)[:3], None, None, None, set())
+        d = get_data()
+        map_update(d, *clean_state(None, None, None)[:3], None, None, None, set())
+        warm_selections(d)
     except (DataUnavailable, ValueError, KeyError):
         pass  # no store yet: the page says so itself
 
