@@ -90,18 +90,23 @@ def score(table: pd.DataFrame, entities: pd.DataFrame, activity: pd.DataFrame, p
             "perturbations": p.to_dict(orient="records")}
 
 
-def run_one(label: str, store_path: Path, sample: dict, seed: int) -> dict:
-    store = ArtifactStore(store_path, create=False)
-    run = store.get_run("default")
+def demo_inputs(store: ArtifactStore, run: dict) -> tuple:
+    """(wells, MAE entities, MAE activity, embed info, screen, channels, the MAE at the embed stage's
+    block with tokens pooled over channels, tile) of a demo store's run."""
     keys = run["stages"]
     wells = store.open_stage("ingest", keys["ingest"]).table("wells")
     entities = store.open_stage("aggregate", keys["aggregate"]["mae"]).table("perturbations")
     activity = store.open_stage("relate", keys["relate"]["mae"]).table("activity")
     info = store.open_stage("embed", keys["embed"]["mae"]).manifest["info"]
     screen = load_screen(run["screen"]["path"])
-    channels = list(run["screen"]["channels"])
     embedder = get_embedder("mae", checkpoint=str(CHECKPOINT), block=info["block"]["chosen"], channelwise=False)
-    tile = int(info["tile"])
+    return wells, entities, activity, info, screen, list(run["screen"]["channels"]), embedder, int(info["tile"])
+
+
+def run_one(label: str, store_path: Path, sample: dict, seed: int) -> dict:
+    store = ArtifactStore(store_path, create=False)
+    run = store.get_run("default")
+    wells, entities, activity, info, screen, channels, embedder, tile = demo_inputs(store, run)
     h, w = screen.image_size or (tile, tile)
     tiles_total = screen.n_sites * (h // tile) * (w // tile)  # tile_sites' grid, non-overlapping
     started = time.perf_counter()

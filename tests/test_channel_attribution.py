@@ -181,12 +181,14 @@ def test_figure_bars_per_channel_with_the_sample_caption_and_missing_as_missing(
     from phenomix_dash.figures.channel_attribution import TOP_COLOUR, channel_attribution_figure
 
     row = {"pert_id": "crispr:G1", "n_wells": 3, "phenotype": 12.0, "null": 8.0, "has_phenotype": True,
-           "DNA": 0.2, "ER": 0.9, "RNA": np.nan, "Mito": 0.4, "top_channel": "ER", "second_channel": "Mito"}
+           "DNA": 0.2, "ER": 0.9, "RNA": np.nan, "Mito": 0.4, "top_channel": "ER", "second_channel": "Mito",
+           "shift_DNA": 0.3, "shift_ER": 0.8, "shift_RNA": np.nan, "shift_Mito": 0.35}
     fig = channel_attribution_figure(row, {"channels": CHANNELS, "sample": SAMPLE})
     bar = fig.data[0]
     assert list(bar.y) == CHANNELS
     assert bar.x[2] is None and bar.x[1] == 0.9  # RNA: no bar, not a zero one
     assert "no value" in bar.hovertext[2]
+    assert "+0.9 sd beyond control groups' move" in bar.hovertext[1] and "80% of its size" in bar.hovertext[1]
     assert bar.marker.color[1] == TOP_COLOUR
     assert "sampled: 2 of 4 perturbations, 8 of 20 wells" in fig.layout.title.text
     assert "3 sampled wells" in fig.layout.title.text

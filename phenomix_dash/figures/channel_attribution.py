@@ -1,8 +1,10 @@
 """Which stains a perturbation's phenotype lives in: one bar per channel from the
 channel_attribution stage (precompute/channel_attribution.py, docs/channel-attribution.md).
 
-A bar is how far the phenotype moves, as a fraction of its size, when the CA-MAE is shown every
-channel but that one; the longest bar is the channel the phenotype depends on most. The stage
+A bar is how much further the phenotype moves, when the CA-MAE is shown every channel but that
+one, than groups of as many control wells move without it, in standard deviations of theirs (0:
+no more than noise; leaving some channels out moves every well); the longest bar is the channel
+the phenotype depends on most. The hover also gives the move as a fraction of the phenotype. The stage
 runs on a sample, so the figure always says what was sampled (both counts), and distinguishes a
 perturbation that was not sampled, one without a phenotype to attribute, and a channel with no
 value (no bar, "no value" on hover), never drawing any of them as 0.
@@ -60,12 +62,15 @@ def channel_attribution_figure(table_row: Mapping[str, Any] | None, options: Map
     top = str(table_row.get("top_channel") or "")
     colours = [TOP_COLOUR if c == top else (OTHER_COLOUR if v is not None else NO_VALUE_COLOUR)
                for c, v in zip(channels, shown, strict=True)]
-    hover = [f"<b>without {c}</b><br>phenotype moves by " + (f"{v:.0%} of its size" if v is not None else NO_VALUE)
-             for c, v in zip(channels, shown, strict=True)]
+    moved = [fmt_value(table_row.get(f"shift_{c}")) for c in channels]
+    hover = [f"<b>without {c}</b><br>" + (f"{v:+.1f} sd beyond control groups' move<br>phenotype moves by "
+                                           + (f"{float(table_row.get(f'shift_{c}')):.0%} of its size"
+                                              if m != NO_VALUE else NO_VALUE) if v is not None else NO_VALUE)
+             for c, v, m in zip(channels, shown, moved, strict=True)]
     fig.add_trace(go.Bar(x=shown, y=list(channels), orientation="h", marker_color=colours, hovertext=hover,
                          hovertemplate="%{hovertext}<extra></extra>", showlegend=False))
     fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title_text="phenotype moved without the channel (fraction of its size)", rangemode="tozero")
+    fig.update_xaxes(title_text="move without the channel beyond control groups' (sd)", zeroline=True)
     detail = (f"{int(table_row.get('n_wells', 0) or 0)} sampled wells; phenotype size "
               f"{fmt_value(table_row.get('phenotype'))} (controls' {fmt_value(table_row.get('null'))})")
     fig.update_layout(title=dict(text=with_caption(title, detail)))
