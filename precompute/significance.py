@@ -147,10 +147,11 @@ def noise_inflation(unit: np.ndarray, aligned: np.ndarray, wells: pd.DataFrame, 
     df = size - 1.0
     norm = chi2.ppf(0.5, df)  # the chi-square median, per group
     out = np.empty(u.shape[0])
-    dev_t32 = dev_t.astype(np.float32)
+    order = np.argsort(g_t, kind="stable")  # rows grouped, so each group's sum is one reduceat segment
+    dev_t32 = dev_t[order].astype(np.float32)
+    starts = np.concatenate([[0], np.cumsum(size)[:-1]])
     for s in range(0, u.shape[0], block):
-        ss = np.zeros((size.size, min(block, u.shape[0] - s)))
-        np.add.at(ss, g_t, np.square(dev_t32 @ u[s:s + block].T.astype(np.float32), dtype=np.float64))
+        ss = np.add.reduceat(np.square(dev_t32 @ u[s:s + block].T.astype(np.float32), dtype=np.float64), starts, axis=0)
         ratio = ss / norm[:, None] / np.maximum(ctrl_var[s:s + block], 1e-300)[None, :]
         out[s:s + block] = np.median(ratio, axis=0)
     return np.maximum(out, 1.0)

@@ -23,6 +23,7 @@ from precompute.match_null import MatchNull
 from precompute.relate import distance_to_plate_controls
 from precompute.stages.registry import Stage, StageContext, Target, browsed_embedder, register
 
+
 def significance_into(w: StageWriter, unit: np.ndarray, means: np.ndarray, aligned: np.ndarray, wells: pd.DataFrame,
                       entities: pd.DataFrame, ctrl: np.ndarray, rel: StoredStage, seed: int) -> None:
     """Match null, family and the neighbour lists' p/q into the stage writer ``w``."""
