@@ -33,7 +33,8 @@ def _grid(grid_id: str, df: pd.DataFrame, row_id: str) -> dag.AgGrid:
     for d in defs:
         if d["field"] == "fraction_selected":
             d["valueFormatter"] = {"function": "params.value == null ? 'no value' : d3.format('.0%')(params.value)"}
-    return dag.AgGrid(id=grid_id, columnDefs=defs, rowData=df.to_dict("records"), getRowId=f"params.data.{row_id}",
+    rows = df.astype(object).where(df.notna(), None).to_dict("records")  # missing is null (shown empty), not NaN
+    return dag.AgGrid(id=grid_id, columnDefs=defs, rowData=rows, getRowId=f"params.data.{row_id}",
                       defaultColDef={"sortable": True, "resizable": True, "filter": True},
                       dashGridOptions={"animateRows": False}, style=GRID_STYLE, className="ag-theme-alpine")
 

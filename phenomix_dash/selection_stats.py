@@ -20,6 +20,7 @@ import pandas as pd
 from scipy.stats import false_discovery_control, hypergeom
 
 from phenomix_dash.cache import memoize
+from phenomix_dash.name_data import entity_name_table
 from phenomix_dash.selection import selected_well_rows
 
 COMPOSITION_COLUMNS = ("perturbation_type", "batch", "plate")
@@ -115,8 +116,9 @@ def perturbation_counts(wells: pd.DataFrame, rows: np.ndarray,
     hit = np.flatnonzero(k)
     out = ent.iloc[hit].assign(wells_selected=k[hit])
     out["fraction_selected"] = out["wells_selected"] / out["wells_total"]
-    cols = ["pert_id", "perturbation", "perturbation_type", "wells_selected", "wells_total", "fraction_selected"]
-    return out[cols].sort_values(["wells_selected", "pert_id"], ascending=[False, True]).reset_index(drop=True)
+    cols = ["pert_id", "name", "perturbation", "moa", "perturbation_type", "wells_selected", "wells_total",
+            "fraction_selected"]
+    return out[[c for c in cols if c in out.columns]].sort_values(["wells_selected", "pert_id"], ascending=[False, True]).reset_index(drop=True)
 
 
 def well_table(wells: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
@@ -136,7 +138,13 @@ def _screen_totals(d: Any) -> dict[str, pd.Series]:
 
 @memoize(4, store=True)
 def _perturbation_index(d: Any) -> tuple[np.ndarray, pd.DataFrame]:
-    return perturbation_index(d.wells)
+    """perturbation_index of the store, with the names a biologist knows (and MOAs) where annotated."""
+    codes, ent = perturbation_index(d.wells)
+    names = entity_name_table(d)
+    if len(names) and names["name"].notna().any():
+        ent = ent.merge(names[["perturbation_type", "perturbation", "name", "moa"]].drop_duplicates(
+            ["perturbation_type", "perturbation"]), on=["perturbation_type", "perturbation"], how="left")
+    return codes, ent
 
 
 def selection_composition(d: Any, level: str, sel: str) -> pd.DataFrame:
