@@ -17,3 +17,12 @@ def wait_until(cond: Callable[[], object], what: str, timeout: float = 20) -> No
             pass
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for: {what}")
+
+
+def points_drawn(dash_duo, graph: str) -> int | None:
+    """Points plotly.js drew in the scattergl traces of ``graph`` (decoded data), None before it draws."""
+    return dash_duo.driver.execute_script(
+        "const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+        "if (!g || !g._fullData) return null;"
+        "return g._fullData.filter(t => t.type === 'scattergl').reduce((n, t) => n + (t.x ? t.x.length : 0), 0);",
+        graph)

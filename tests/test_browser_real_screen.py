@@ -7,20 +7,12 @@ import time
 from urllib.parse import quote
 
 import pytest
+from browser_helpers import points_drawn as _points_drawn
 from browser_helpers import wait_until
 
 pytestmark = pytest.mark.browser
 
 PAGES = ["/", "/map", "/plates", "/activity", "/similarity", "/perturbation", "/images", "/benchmarks"]
-
-
-def _points_drawn(dash_duo, graph: str) -> int | None:
-    """Points plotly.js drew in the scattergl traces of ``graph`` (decoded data), None before it draws."""
-    return dash_duo.driver.execute_script(
-        "const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
-        "if (!g || !g._fullData) return null;"
-        "return g._fullData.filter(t => t.type === 'scattergl').reduce((n, t) => n + (t.x ? t.x.length : 0), 0);",
-        graph)
 
 
 def test_every_page_opens_on_the_real_screen_and_shows_it(dash_duo, real_store):

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from browser_helpers import points_drawn as _points_drawn
 from browser_helpers import wait_until
 
 pytestmark = pytest.mark.browser
@@ -46,14 +47,6 @@ def app(store_root):
 
 def _summary(dash_duo) -> str:
     return dash_duo.find_element("#overview-summary").text
-
-
-def _points_drawn(dash_duo, graph: str) -> int | None:
-    return dash_duo.driver.execute_script(
-        "const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
-        "if (!g || !g._fullData) return null;"
-        "return g._fullData.filter(t => t.type === 'scattergl').reduce((n, t) => n + (t.x ? t.x.length : 0), 0);",
-        graph)
 
 
 def _switch_to(dash_duo, name: str) -> None:
