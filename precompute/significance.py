@@ -178,12 +178,16 @@ def directed_pvalue(proj: np.ndarray, query: np.ndarray, target: np.ndarray, nul
 
 def pair_pvalue(unit: np.ndarray, means: np.ndarray, a: np.ndarray, b: np.ndarray, null: MatchNull) -> np.ndarray:
     """p of the pairs (a[i], b[i]): the larger of the two directed p-values (intersection-union)."""
-    u = np.asarray(unit, dtype=np.float64)
-    x = np.asarray(means, dtype=np.float64)
-    a, b = np.asarray(a), np.asarray(b)
-    ab = np.einsum("ij,ij->i", u[a], x[b])
-    ba = np.einsum("ij,ij->i", u[b], x[a])
-    return np.maximum(directed_pvalue(ab, a, b, null), directed_pvalue(ba, b, a, null))
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    out = np.empty(a.size)
+    step = max(1, (1 << 24) // max(unit.shape[1], 1))  # rows gathered at a time: 128 MB of float64
+    for s in range(0, a.size, step):
+        i, j = a[s:s + step], b[s:s + step]
+        ui, uj = np.asarray(unit[i], dtype=np.float64), np.asarray(unit[j], dtype=np.float64)
+        ab = np.einsum("ij,ij->i", ui, np.asarray(means[j], dtype=np.float64))
+        ba = np.einsum("ij,ij->i", uj, np.asarray(means[i], dtype=np.float64))
+        out[s:s + step] = np.maximum(directed_pvalue(ab, i, j, null), directed_pvalue(ba, j, i, null))
+    return out
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
