@@ -38,13 +38,31 @@ def _check_inputs(
     emb = np.asarray(emb)
     if emb.ndim != 2:
         raise ValueError(f"emb must be 2-D (n_wells, d), got shape {emb.shape}")
-    finite_rows = np.isfinite(emb).all(axis=1)
-    if not finite_rows.all():
+    if not _all_finite(emb):
+        finite_rows = np.isfinite(emb).all(axis=1)
         first = int(np.argmin(finite_rows))
+        if finite_rows.all():  # only a huge finite row overflowed the quick check
+            return _check_rest(emb, is_control, batches, need_controls)
         raise ValueError(
             f"emb has NaN or inf values: first bad row is index {first} "
             f"({int((~finite_rows).sum())} bad rows in total); drop or impute them before aligning"
         )
+    return _check_rest(emb, is_control, batches, need_controls)
+
+
+def _all_finite(emb: np.ndarray) -> bool:
+    """True when every value is finite, from one BLAS mat-vec: a NaN or inf anywhere makes its row's
+    sum non-finite. (A sum can also overflow from huge finite values: the caller then checks
+    value by value.) The value-by-value check costs a boolean copy of the whole screen."""
+    if not np.issubdtype(emb.dtype, np.floating):
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(emb @ np.ones(emb.shape[1], dtype=emb.dtype)).all())
+
+
+def _check_rest(
+    emb: np.ndarray, is_control: np.ndarray, batches: np.ndarray | None, need_controls: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     is_control = np.asarray(is_control, dtype=bool)
     if is_control.shape != (emb.shape[0],):
         raise ValueError(f"is_control must have shape ({emb.shape[0]},), got {is_control.shape}")
@@ -269,9 +287,25 @@ def _apply_affine(emb: np.ndarray, rows: np.ndarray, m: np.ndarray, off: np.ndar
     """
     work = np.float32 if emb.dtype == np.float32 else np.float64
     m, off = m.astype(work), off.astype(work)
-    for lo in range(0, rows.size, 65536):
-        chunk = rows[lo : lo + 65536]
-        out[chunk] = emb[chunk].astype(work, copy=False) @ m + off
+    # One reused result buffer, the offset added in place, and rows that are one contiguous range
+    # (batches in row order) skip the gather and the scatter. The 65,536-row chunk is kept: the
+    # matmul's row blocking sets float32 rounding, so stored alignments stay byte-identical.
+    step = 65536
+    res = np.empty((min(step, rows.size), m.shape[1]), dtype=work)
+    contiguous = rows.size > 0 and rows[-1] - rows[0] == rows.size - 1 and bool((np.diff(rows) == 1).all())
+    for lo in range(0, rows.size, step):
+        chunk = rows[lo : lo + step]
+        part = res[: chunk.size]
+        if contiguous:
+            src = emb[chunk[0] : chunk[-1] + 1]
+        else:
+            src = emb.take(chunk, axis=0) if isinstance(emb, np.ndarray) else np.asarray(emb)[chunk]
+        np.matmul(src.astype(work, copy=False), m, out=part)
+        part += off
+        if contiguous:
+            out[chunk[0] : chunk[-1] + 1] = part
+        else:
+            out[chunk] = part
 
 
 # --------------------------------------------------------------------------- spherize (pycytominer)

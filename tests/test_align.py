@@ -196,6 +196,13 @@ def test_nan_input_error_names_first_bad_row():
             fn(x, ctrl, batches)
 
 
+def test_huge_finite_values_are_not_mistaken_for_nan():
+    # the quick finiteness check sums each row; a sum that overflows must fall back, not raise
+    x, ctrl, batches = gaussian_screen()
+    x[5] = 1e308
+    out = centerscale_on_controls(x, ctrl, batches)
+    assert out.shape == x.shape
+
 def test_float32_in_float32_out_and_input_untouched():
     x, ctrl, batches = gaussian_screen()
     x32 = x.astype(np.float32)

@@ -129,21 +129,24 @@ def test_similarity_percentile():
     assert similarity_percentile(10.0, np.array([10.0, 10.0])) == 50.0
 
 
-def _argpartition_top_k(x, k):
-    """The implementation before the single-partition search (relate stage version 2), kept as a
+def argpartition_top_k(x, k, block_rows=None):
+    """The implementation before the one-scan selection (relate stage version 2), kept as a
     reference: two argpartitions per block, then (key, index) order among the k chosen."""
     x = l2_normalise(x.astype(np.float32))
-    sims = x @ x.T
-    rows = np.arange(len(x))
-    out = {}
-    for side, sign in (("top", -1.0), ("bottom", 1.0)):
-        key = sims * sign
-        key[rows, rows] = np.inf
-        part = np.argpartition(key, k - 1, axis=1)[:, :k]
-        order = np.lexsort((part, np.take_along_axis(key, part, axis=1)), axis=1)
-        out[f"{side}_idx"] = np.take_along_axis(part, order, axis=1)
-        out[f"{side}_sim"] = np.take_along_axis(sims, out[f"{side}_idx"], axis=1)
-    return out
+    block_rows = block_rows or len(x)
+    out = {f"{s}_{v}": [] for s in ("top", "bottom") for v in ("idx", "sim")}
+    for lo in range(0, len(x), block_rows):
+        sims = x[lo : lo + block_rows] @ x.T
+        rows = np.arange(sims.shape[0])
+        for side, sign in (("top", -1.0), ("bottom", 1.0)):
+            key = sims * sign
+            key[rows, lo + rows] = np.inf
+            part = np.argpartition(key, k - 1, axis=1)[:, :k]
+            order = np.lexsort((part, np.take_along_axis(key, part, axis=1)), axis=1)
+            idx = np.take_along_axis(part, order, axis=1)
+            out[f"{side}_idx"].append(idx)
+            out[f"{side}_sim"].append(np.take_along_axis(sims, idx, axis=1))
+    return {name: np.concatenate(parts) for name, parts in out.items()}
 
 
 @pytest.mark.parametrize("block_rows", [256, 4096])
@@ -152,7 +155,7 @@ def test_top_k_equals_previous_implementation_and_sklearn(block_rows):
 
     x = np.random.default_rng(5).normal(size=(1500, 32)).astype(np.float32)
     res = top_k_neighbours(x, 20, block_rows=block_rows)
-    old = _argpartition_top_k(x, 20)
+    old = argpartition_top_k(x, 20)
     for name in ("top_idx", "bottom_idx"):
         np.testing.assert_array_equal(res[name], old[name])
     for name in ("top_sim", "bottom_sim"):  # float32 sums may differ in the last bit with the block shape
