@@ -18,19 +18,21 @@ from dash import Patch
 
 from phenomix_dash.cache import memoize
 from phenomix_dash.data import DataUnavailable
+from phenomix_dash.figures.captions import umap_fit_caption
 from phenomix_dash.figures.compare import (
     benchmark_figures,
     jaccard_distribution_figure,
     linked_map_figure,
     no_map_figure,
     overlap_rows,
+    pair_positions,
     pair_rows,
     parse_space,
     region_shapes,
     selection_positions,
     space_label,
 )
-from phenomix_dash.figures.map import MAX_POINTS, no_value_trace_index, sample_indices
+from phenomix_dash.figures.map import MAX_POINTS, density_trace, no_value_trace_index, sample_indices
 from phenomix_dash.selection import (
     SelectionError,
     benchmark_captions,
@@ -85,6 +87,13 @@ def coordinates(d: Any, space: str) -> np.ndarray | None:
         return None
 
 
+@memoize(8, store=True)
+def density(d: Any, space: str) -> go.Heatmap | None:
+    """The density layer under a sampled map (> MAX_POINTS wells): binned once per process."""
+    xy = coordinates(d, space)
+    return density_trace(xy) if xy is not None and sample_indices(len(xy), MAX_POINTS) is not None else None
+
+
 def why_no_map(d: Any, space: str) -> str:
     kind = umap_kind(d, space)
     if kind is None:
@@ -124,7 +133,16 @@ def map_figure(d: Any, space: str, on: str | None, sel: str | None) -> go.Figure
     region = decode_selection(d, on, sel) if on == space and sel else None
     return linked_map_figure(xy, colour_spec(d, "wells", COLOUR), hover_text=hover_texts(d, "wells"),
                              title=space_label(space), selected=rows, region=None if region is None else region[1],
-                             notes=(_note(rows, len(xy), on, space),))
+                             density=density(d, space), notes=(fit_caption(d, space, len(xy)), _note(rows, len(xy), on, space)))
+
+
+def fit_caption(d: Any, space: str, n: int) -> str | None:
+    """'UMAP fitted on N of M wells; ...' when the project stage fitted this map on a sample."""
+    try:
+        fitted = d.stage_info("project", parse_space(space)[0]).get("umap", {}).get("fitted_on", {}).get(umap_kind(d, space))
+    except MISSING:
+        return None
+    return umap_fit_caption(None if fitted is None else int(fitted), n, "wells")
 
 
 def selection_patch(d: Any, space: str, on: str | None, sel: str | None) -> Patch:
@@ -149,31 +167,46 @@ def _note(rows: np.ndarray | None, n: int, on: str | None, space: str) -> str | 
     return f"{len(rows):,} of {n:,} wells selected {where}"
 
 
+@memoize(2, store=True)
+def well_entities(d: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(per well: the row of its pooled perturbation among ``ids``, -1 if none; ``ids``: pooled
+    pert_ids). Built once per store, so a selection's perturbations are one gather."""
+    perts = d.perturbations()
+    pooled = perts[perts["level"].astype(str) == "pooled"]
+    key = (pooled["perturbation_type"].astype(str) + "\x1f" + pooled["perturbation"].astype(str)).to_numpy()
+    w = d.wells
+    wkey = (w["perturbation_type"].astype(str) + "\x1f" + w["perturbation"].astype(str)).to_numpy()
+    return pd.Index(key).get_indexer(wkey), pooled["pert_id"].astype(str).to_numpy()
+
+
 @memoize(64, store=True)
 def selected_perturbations(d: Any, on: str, sel: str) -> frozenset[str]:
     """pert_ids of the pooled perturbations with a well in the selection."""
     rows = selected_rows(d, on, sel)
-    if not len(rows):
-        return frozenset()
-    perts = d.perturbations()
-    pooled = perts[perts["level"].astype(str) == "pooled"]
-    key = pooled["perturbation_type"].astype(str) + "\x1f" + pooled["perturbation"].astype(str)
-    ids = pd.Series(pooled["pert_id"].astype(str).to_numpy(), index=key.to_numpy())
-    w = d.wells.iloc[rows]
-    wanted = set(w["perturbation_type"].astype(str) + "\x1f" + w["perturbation"].astype(str))
-    return frozenset(ids[ids.index.isin(wanted)].tolist())
+    entity, ids = well_entities(d)
+    hit = np.unique(entity[rows])
+    return frozenset(ids[hit[hit >= 0]].tolist())
 
 
 @memoize(4, store=True, disk=True)
 def overlap_table(d: Any) -> pd.DataFrame:
-    return d.artifact("knn_overlap", "overlap")
+    """The knn_overlap table, its pair columns categorical (a few distinct strings, grouped fast)."""
+    t = d.artifact("knn_overlap", "overlap").copy()
+    for c in ("left", "right"):
+        t[c] = t[c].astype(str).astype("category")
+    return t
+
+
+@memoize(4, store=True)
+def overlap_positions(d: Any) -> dict[tuple[str, str], np.ndarray]:
+    return pair_positions(overlap_table(d))
 
 
 def overlap_view(d: Any, left: str, right: str, k: int, on: str | None, sel: str | None
                  ) -> tuple[go.Figure, list[dict[str, Any]], str]:
     """(Jaccard distribution figure, per-perturbation rows lowest first, a caption)."""
     summary = d.artifact("knn_overlap", "summary")
-    pair = pair_rows(overlap_table(d), left, right)
+    pair = pair_rows(overlap_table(d), left, right, overlap_positions(d))
     chosen = set(selected_perturbations(d, on, sel)) if on and sel else None
     rows = overlap_rows(pair, k, d.perturbations(), chosen)
     stats = next((p for p in summary.get("pairs", []) if {p["left"], p["right"]} == {left, right}), {})
@@ -192,7 +225,7 @@ def overlap_view(d: Any, left: str, right: str, k: int, on: str | None, sel: str
     return fig, show.replace({np.nan: None}).to_dict("records"), caption
 
 
-@memoize(16, store=True)
+@memoize(32, store=True, disk=True)
 def benchmarks_of(d: Any, space: str) -> dict[str, Any]:
     """One side's benchmark figures (as JSON dicts) or sentences saying what is missing."""
     tables: dict[str, pd.DataFrame | None] = {}

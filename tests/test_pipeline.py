@@ -57,7 +57,7 @@ def test_force_redoes_a_stage_and_everything_after_it(tiny_screen, tmp_path, ref
     run_pipeline(tiny_screen, store, FAST, progress=False)
     run = run_pipeline(tiny_screen, store, FAST, progress=False, force={"aggregate"})
     redone = {r["stage"] for r in run["reports"] if not r["skipped"]}
-    assert redone == {"aggregate", "relate", "project", "characterise", "evaluate"}
+    assert redone == {"aggregate", "relate", "knn_overlap", "project", "characterise", "evaluate"}
     assert _checksums(store) == _checksums(reference_store), "recomputed artifacts are identical"
 
 

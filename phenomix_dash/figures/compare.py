@@ -65,13 +65,14 @@ def region_shapes(region: np.ndarray | None) -> list[dict]:
 
 def linked_map_figure(xy: np.ndarray, spec: ColourSpec, *, hover_text: np.ndarray | None, title: str,
                       selected: np.ndarray | None = None, region: np.ndarray | None = None,
-                      notes: tuple[str | None, ...] = ()) -> go.Figure:
+                      density: go.Heatmap | None = None, notes: tuple[str | None, ...] = ()) -> go.Figure:
     """A UMAP of wells (`figures.map.embedding_figure`) whose ``selected`` rows stand out and the
-    others fade; ``region``: the selection polygon, drawn when this is the map it was made on."""
+    others fade; ``region``: the selection polygon, drawn when this is the map it was made on.
+    ``density``: `density_trace(xy)` when computed before (it depends on xy only; callers cache it)."""
     xy = np.asarray(xy, dtype=np.float32)
     sampled = sample_indices(len(xy), MAX_POINTS) is not None
     fig = embedding_figure(xy, spec, hover_text=hover_text, title=title, unit="wells",
-                           density=density_trace(xy) if sampled else None, notes=notes)
+                           density=(density or density_trace(xy)) if sampled else None, notes=notes)
     fig.update_layout(clickmode="event+select", uirevision=title, shapes=region_shapes(region))
     grey = no_value_trace_index(sampled)
     for t in (0, grey):
@@ -95,18 +96,26 @@ def no_map_figure(text: str) -> go.Figure:
 
 # -- neighbour overlap -------------------------------------------------------------------------
 
-def pair_rows(table: pd.DataFrame, left: str, right: str) -> pd.DataFrame:
+def pair_positions(table: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """{(left, right): row positions} of the knn_overlap table: one pass, so a page finds a pair
+    without comparing every row's strings (500 ms on the demo's 11,000 rows of string columns)."""
+    return {(str(a), str(b)): np.asarray(v) for (a, b), v in
+            table.groupby(["left", "right"], sort=False, observed=True).indices.items()}
+
+
+def pair_rows(table: pd.DataFrame, left: str, right: str,
+              positions: dict[tuple[str, str], np.ndarray] | None = None) -> pd.DataFrame:
     """The knn_overlap rows of one pair of spaces, in either order (Jaccard is symmetric);
-    ValueError naming the pair when the stage did not compare it."""
+    ValueError naming the pair when the stage did not compare it. ``positions``: `pair_positions`
+    of the table, when the caller keeps it."""
     if left == right:
         raise ValueError(f"both sides show {left!r}: choose two different spaces to compare")
-    ab = (table["left"] == left) & (table["right"] == right)
-    if not ab.any():
-        ab = (table["left"] == right) & (table["right"] == left)
-    if not ab.any():
+    positions = pair_positions(table) if positions is None else positions
+    rows = positions.get((left, right), positions.get((right, left)))
+    if rows is None:
         raise ValueError(f"the knn_overlap stage did not compare {left!r} with {right!r} "
                          "(stage_options knn_overlap pairs names the pairs it compares)")
-    return table[ab]
+    return table.iloc[rows]
 
 
 def k_values(table: pd.DataFrame) -> list[int]:
@@ -131,10 +140,11 @@ def overlap_rows(pair: pd.DataFrame, k: int, perturbations: pd.DataFrame | None 
         raise ValueError(f"no Jaccard at k = {k}; the knn_overlap stage computed k = {', '.join(map(str, ks))}")
     out = pair[["pert_id", *(f"jaccard_{x}" for x in ks)]].reset_index(drop=True)
     out.insert(1, f"shared_of_{k}", shared_count(out[f"jaccard_{k}"].to_numpy(), k))
-    if perturbations is not None:
-        names = perturbations.set_index("pert_id")[["perturbation", "perturbation_type"]]
-        out = out.join(names, on="pert_id")[["pert_id", "perturbation", "perturbation_type",
-                                             *(c for c in out.columns if c != "pert_id")]]
+    if perturbations is not None:  # names by position lookup (a join costs ~50 ms here)
+        at = pd.Index(perturbations["pert_id"]).get_indexer(out["pert_id"])
+        for i, c in enumerate(("perturbation", "perturbation_type"), start=1):
+            v = perturbations[c].to_numpy(dtype=object)[at]
+            out.insert(i, c, np.where(at >= 0, v, None))
     if selected is not None:
         out["in_selection"] = out["pert_id"].isin(selected)
     return out.sort_values([f"jaccard_{k}", "pert_id"], kind="stable").reset_index(drop=True)
@@ -149,30 +159,32 @@ def jaccard_distribution_figure(jaccard: np.ndarray, k: int, *, random: float | 
     j = j[np.isfinite(j)]
     xs = np.arange(k + 1)
     jac = xs / (2 * k - xs)
-    fig = go.Figure()
     series = [("all perturbations", j, OKABE_ITO[0])]
     if selected is not None and len(selected):
         series.append(("in the selection", np.asarray(selected, dtype=np.float64), OKABE_ITO[1]))
+    bars = []
     for name, v, colour in series:
         counts = np.bincount(shared_count(v, k), minlength=k + 1)[: k + 1]
-        frac = counts / max(len(v), 1)
-        fig.add_trace(go.Bar(x=xs, y=frac, name=f"{name} (n={len(v):,})", marker_color=colour,
-                             customdata=np.column_stack([jac, counts]),
-                             hovertemplate="%{x} of " + str(k) + " shared (Jaccard %{customdata[0]:.3f})<br>"
-                                           "%{customdata[1]:,} perturbations (%{y:.1%})<extra>" + name + "</extra>"))
-    if random is not None:
+        bars.append(go.Bar(x=xs, y=counts / max(len(v), 1), name=f"{name} (n={len(v):,})", marker_color=colour,
+                           customdata=np.column_stack([jac, counts]),
+                           hovertemplate="%{x} of " + str(k) + " shared (Jaccard %{customdata[0]:.3f})<br>"
+                                         "%{customdata[1]:,} perturbations (%{y:.1%})<extra>" + name + "</extra>"))
+    shapes, notes = [], []
+    if random is not None:  # a plain shape and note: add_vline costs ~70 ms of plotly validation
         s = 2 * k * random / (1 + random)
-        fig.add_vline(x=s, line={"dash": "dash", "color": "#555555"}, annotation_text=f"unrelated spaces (J≈{random:.3f})",
-                      annotation_position="top right")
+        shapes.append({"type": "line", "x0": s, "x1": s, "xref": "x", "y0": 0, "y1": 1, "yref": "paper",
+                       "line": {"dash": "dash", "color": "#555555"}})
+        notes.append({"x": s, "y": 1, "xref": "x", "yref": "paper", "showarrow": False, "xanchor": "left",
+                      "yanchor": "top", "text": f"unrelated spaces (J≈{random:.3f})"})
     med = float(np.median(j)) if len(j) else float("nan")
     sub = f"median Jaccard at k={k}: {med:.3f} over {len(j):,} perturbations" if len(j) else "no perturbations"
-    fig.update_layout(
-        title={"text": (f"{title}<br><sup>{sub}</sup>" if title else sub), "x": 0.01, "font": {"size": 15}},
-        barmode="group", bargap=0.15, height=360, plot_bgcolor="#FFFFFF", margin={"l": 10, "r": 10, "t": 60, "b": 10},
-        xaxis={"title": {"text": f"nearest neighbours shared (of {k})"}, "dtick": 1 if k <= 20 else None},
-        yaxis={"title": {"text": "fraction of perturbations"}, "tickformat": ".0%"},
-        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"})
-    return fig
+    return go.Figure(data=bars, layout={
+        "title": {"text": (f"{title}<br><sup>{sub}</sup>" if title else sub), "x": 0.01, "font": {"size": 15}},
+        "barmode": "group", "bargap": 0.15, "height": 360, "plot_bgcolor": "#FFFFFF",
+        "margin": {"l": 10, "r": 10, "t": 60, "b": 10}, "shapes": shapes, "annotations": notes,
+        "xaxis": {"title": {"text": f"nearest neighbours shared (of {k})"}, "dtick": 1 if k <= 20 else None},
+        "yaxis": {"title": {"text": "fraction of perturbations"}, "tickformat": ".0%"},
+        "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}})
 
 
 # -- benchmarks side by side -------------------------------------------------------------------

@@ -20,13 +20,14 @@ from phenomix_dash.compare_views import (
     decode_selection,
     default_pair,
     map_figure,
-    overlap_table,
+    overlap_positions,
     overlap_view,
     run_spaces,
     selected_perturbations,
     selected_rows,
     selection_patch,
     umap_kind,
+    well_entities,
 )
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, get_data
@@ -143,13 +144,17 @@ def layout(left: str | None = None, right: str | None = None, k: str | None = No
 
 
 def warm_up() -> None:
-    """Read the overlap table and draw the default maps once at server start (per-process caches)."""
+    """At server start: draw the default maps, read the overlap table and build every space's
+    benchmark figures (plotly's make_subplots costs ~0.5 s a side cold; a run has a few spaces)."""
     try:
         d = get_data()
         left, right, *_ = clean(d, None, None, None, None)
         for s in (left, right):
             map_figure(d, s, None, None)
-        overlap_table(d)
+        overlap_positions(d)
+        well_entities(d)
+        for s in run_spaces(d):
+            benchmarks_of(d, s)
     except (*MISSING, SelectionError):
         pass  # no store or no stage: the page says so itself
 
