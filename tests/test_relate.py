@@ -178,3 +178,13 @@ def test_ties_at_the_kth_place_go_to_the_lower_index():
     far = top_k_neighbours(x, 1)["bottom_idx"][:, 0]
     assert far[0] == far[0] and all(far[i] == min(np.flatnonzero(
         cosine_similarity(x)[i] == cosine_similarity(x)[i][far[i]])) for i in range(len(x)) if i not in (3,))
+
+
+def test_similarity_matrix_f16_is_the_float16_product_block_by_block():
+    from precompute.relate import similarity_matrix_f16
+
+    x = l2_normalise(np.random.default_rng(7).normal(size=(300, 12)).astype(np.float32))
+    rows, cols = np.arange(0, 300, 3), np.arange(1, 300, 2)
+    got = similarity_matrix_f16(x, rows, cols, block_rows=16)
+    assert got.dtype == np.float16 and got.shape == (100, 150)
+    np.testing.assert_allclose(got, (x[rows] @ x[cols].T).astype(np.float16), atol=1e-3)
