@@ -18,6 +18,7 @@ from .auth import install_auth
 from .components import navbar, provenance_footer
 from .components.screen_switcher import screen_switcher
 from .links import page_href
+from .set_chooser import set_bar
 
 ASSETS = ASSETS_DIR  # the checkout's assets/, or the copy installed with the package
 PAGES = Path(__file__).resolve().parent / "pages"
@@ -82,6 +83,7 @@ def _layout() -> html.Div:
         [
             dcc.Location(id=ids.URL, refresh="callback-nav"),
             navbar(screen_switcher(current, entries), href=page_href),
+            set_bar(),  # the gene-set chooser: on every page, its set in the URL
             dbc.Container(dash.page_container, fluid=True),
             dbc.Container(html.Div(provenance_footer(prov), id=ids.PROVENANCE), fluid=True),
         ]

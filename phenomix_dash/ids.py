@@ -163,3 +163,17 @@ MAP_STORE_B_BTN = "map-store-b-button"
 MAP_CLEAR_AB_BTN = "map-clear-ab-button"
 MAP_AB_STATUS = "map-ab-status"
 MAP_COMPARE = "map-compare"
+
+# Gene sets (#16): the chooser under the navbar, on every page, and the Sets page
+SET_STORE = "set-store"  # the chosen set's URL form (gene_sets.py), None: no set
+SET_URL_SYNC = "set-url-sync"  # written by the clientside callback that puts the set in the URL
+SET_PANEL = "set-panel"
+SET_CHOICE = "set-choice"
+SET_TEXT = "set-text"
+SET_APPLY = "set-apply"
+SET_UPLOAD = "set-upload"
+SET_CLEAR = "set-clear"
+SET_REPORT = "set-report"
+SETS_SUMMARY = "sets-summary"
+SETS_NULL = "sets-null"
+SETS_TABLE = "sets-table"

@@ -19,10 +19,12 @@ from phenomix_dash.figures.map import (
     split_positions,
     typed_array,
 )
+from phenomix_dash.figures.sets import add_member_ring, member_ring
 from phenomix_dash.ids import (
     MAP_COLOR,
     MAP_POINT,
     MAP_SEL,
+    SET_STORE,
 )
 from phenomix_dash.selection import (
     SelectionError,
@@ -35,6 +37,7 @@ from phenomix_dash.selection import (
     region_rows,
     umap_caption,
 )
+from phenomix_dash.set_data import MAX_MAP_MEMBERS, member_rows
 
 # Styles of a map's box: shown (sharing the row with the other map) or hidden.
 SHOW, HIDE = {"display": "block", "flex": "1 1 0", "minWidth": 0}, {"display": "none"}
@@ -49,8 +52,10 @@ def spaces_for(level: str, space: str) -> list[str]:
     return ["raw", "aligned"] if space == "both" else [space]
 
 
-def full_figure(d, level: str, space: str, color: str, point: str | None, sel: str | None):
-    """The complete figure of one space (a redraw: level changed or the figure was never drawn)."""
+def full_figure(d, level: str, space: str, color: str, point: str | None, sel: str | None,
+                set_key: str | None = None):
+    """The complete figure of one space (a redraw: level changed or the figure was never drawn).
+    Its last trace rings the chosen gene set's members (empty without a set)."""
     xy = point_coordinates(d, level, space)
     spec = colour_spec(d, level, color)
     hi = point_index(d, level, point) if point else None
@@ -69,7 +74,18 @@ def full_figure(d, level: str, space: str, color: str, point: str | None, sel: s
     if picked is not None:
         shown = sample_indices(len(xy), MAX_POINTS)
         fig.data[0].selectedpoints, fig.data[grey].selectedpoints = split_positions(picked, drawn_split(spec, shown))
+    add_member_ring(fig, xy, _set_rows(d, level, set_key), max_points=MAX_MAP_MEMBERS)
     return fig
+
+
+def _set_rows(d, level: str, set_key: str | None) -> np.ndarray:
+    """Rows of the map's points that belong to the chosen set (none without one)."""
+    return member_rows(d, set_key, level) if set_key else np.empty(0, dtype=np.int64)
+
+
+def set_trace_index(d, level: str, space: str) -> int:
+    """Index of the set trace: right after the grey "no value" trace."""
+    return no_value_trace_index(sample_indices(len(point_coordinates(d, level, space)), MAX_POINTS) is not None) + 1
 
 
 @memoize(4, store=True)
@@ -91,7 +107,7 @@ def _selected_points(d, level: str, space: str, sel: str | None) -> list[int] | 
 
 
 def map_update(d, level: str, space: str, color: str, point: str | None, sel: str | None,
-               drawn: dict | None, triggers: set[str] | str | None) -> tuple:
+               drawn: dict | None, triggers: set[str] | str | None, set_key: str | None = None) -> tuple:
     """Figures for (raw, aligned), their box styles and what is drawn now.
 
     ``triggers``: ids of the inputs that changed (several can change at once, e.g. after a level
@@ -107,7 +123,7 @@ def map_update(d, level: str, space: str, color: str, point: str | None, sel: st
             out[s] = no_update
             continue
         if s not in drawn["spaces"]:
-            out[s] = full_figure(d, level, s, color, point, sel)
+            out[s] = full_figure(d, level, s, color, point, sel, set_key)
             continue
         p, changed = Patch(), False
         if MAP_COLOR in triggers and drawn.get("color") != color:
@@ -121,6 +137,12 @@ def map_update(d, level: str, space: str, color: str, point: str | None, sel: st
             changed = True
         if MAP_SEL in triggers:
             _patch_selection(p, d, level, s, color, sel)
+            changed = True
+        if SET_STORE in triggers:  # a new gene set: only the ring trace changes
+            ring = member_ring(point_coordinates(d, level, s), _set_rows(d, level, set_key), max_points=MAX_MAP_MEMBERS)
+            k = set_trace_index(d, level, s)
+            for prop in ("x", "y", "name", "showlegend"):
+                p["data"][k][prop] = _wire(ring[prop])
             changed = True
         out[s] = p if changed else no_update
     new_drawn = {"level": level, "color": color, "spaces": sorted(set(drawn["spaces"]) | set(visible))}

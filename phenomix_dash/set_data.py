@@ -35,19 +35,23 @@ def set_options(d: PhenomixData) -> list[dict[str, str]]:
 
 
 def _aliases(d: PhenomixData) -> dict[str, list[str]] | None:
-    """Other names of each perturbation (a compound's common name), when the names module has them."""
+    """Other names of each perturbation (a compound's common name, InChIKey, synonyms), from the
+    names module (phenomix_dash/name_data.py); None when the screen or the module has none."""
     try:
-        from phenomix_dash import names  # helper B's module; optional until it lands
-    except ImportError:
-        return None
-    fn = getattr(names, "aliases", None)
-    if not callable(fn):
+        from phenomix_dash.name_data import named_perturbations
+    except ImportError:  # the names module is optional: ids and gene symbols still resolve
         return None
     try:
-        out = fn(d)
+        named = named_perturbations(d)
     except (DataUnavailable, KeyError, ValueError):
         return None
-    return out if isinstance(out, dict) else None
+    cols = [c for c in ("name", "inchikey", "synonyms", "aliases") if c in named.columns]
+    out: dict[str, list[str]] = {}
+    for pid, *vals in zip(named["pert_id"].astype(str), *(named[c] for c in cols), strict=True):
+        names = [t for v in vals for t in (v if isinstance(v, tuple) else (v,)) if isinstance(t, str) and t]
+        if names:
+            out[pid] = names
+    return out
 
 
 @memoize(4, store=True)

@@ -65,6 +65,10 @@ def seed_rows(d: PhenomixData, table: pd.DataFrame, mode: str, picks: list[str] 
         rows = [row_of[p] for p in (picks or [])[:MAX_SEARCH] if p in row_of]
         return np.array(rows, dtype=np.int64), ("the searched perturbations and those most strongly related to them"
                                                if rows else "pick perturbations in the search box")
+    if mode == "set":  # the chosen gene set's members (pert_ids), on this heatmap's axes
+        rows = [row_of[p] for p in (picks or []) if p in row_of]
+        return np.array(sorted(rows), dtype=np.int64), ("members of the chosen set and the entities most related to them"
+                                                       if rows else "the chosen set has no members on this heatmap's axes")
     if mode == "complex":
         ann = annotations(d)
         genes = set(ann.genes_in_complex(complex_name or ""))

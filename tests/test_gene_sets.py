@@ -144,24 +144,38 @@ def test_member_wells_and_points_cover_every_dose():
 
 # -- on a generated screen, whose truth is known ------------------------------------------------
 
-def test_true_complexes_cluster_inactive_ones_do_not(tiny_store):
-    """Complexes of the synthetic screen whose genes all have a phenotype give small p; those
-    whose genes have none are spread like the null."""
-    from phenomix_dash import set_data as sd
-    from phenomix_dash.data import PhenomixData
+def test_true_complexes_cluster_inactive_ones_do_not():
+    """The synthetic demo screen's truth: complexes whose genes all have a phenotype give small p;
+    complexes whose genes have none are spread like the null. Embeddings straight from the
+    generator (no images), normalised to each plate's negative controls, averaged per gene."""
+    from precompute.synth import SynthConfig
+    from precompute.synth.embeddings import generate_embeddings
 
-    d = PhenomixData(tiny_store)
-    truth = d.ground_truth("genes")
-    share = truth.groupby("complex")["active"].mean()
+    wells, x, truth = generate_embeddings(SynthConfig.preset("demo"))
+    x = x.astype(np.float64)
+    ctrl = (wells["perturbation_type"] == "negative_control").to_numpy()
+    for plate in wells["plate"].unique():
+        m = (wells["plate"] == plate).to_numpy()
+        x[m] = (x[m] - x[m & ctrl].mean(axis=0)) / (x[m & ctrl].std(axis=0) + 1e-6)
+    crispr = (wells["perturbation_type"] == "crispr").to_numpy()
+    genes = sorted(wells.loc[crispr, "gene"].unique())
+    means = np.stack([x[crispr & (wells["gene"] == g).to_numpy()].mean(axis=0) for g in genes])
+    unit = means / np.linalg.norm(means, axis=1, keepdims=True)
+    perts = pd.DataFrame({"pert_id": [f"crispr:{g}" for g in genes], "perturbation_type": "crispr",
+                          "perturbation": genes, "level": "pooled", "gene": genes})
+    index = gs.name_index(perts)
+    share = truth["genes"].groupby("complex")["active"].mean()
     p = {}
-    for name in sd.screen_sets(d).get("complex", {}):
-        key = gs.encode_annotation("complex", name)
-        if sd.current_set(d, key).size >= 3:
-            p[name] = sd.set_stats(d, key, n_null=200).p_value
+    for name, members in gs.annotation_sets(truth["genes"])["complex"].items():
+        rows, unknown = gs.resolve_names(members, index)
+        assert unknown == ()
+        p[name] = gs.set_statistics(unit, rows, gs.null_pool(perts, rows), n_null=200).p_value
     active = [p[c] for c in p if share[c] == 1]
     inactive = [p[c] for c in p if share[c] == 0]
-    assert active and inactive, (active, inactive)
-    assert np.median(active) < 0.05 <= np.median(inactive)
+    assert len(active) >= 10 and len(inactive) >= 10
+    assert np.median(active) < 0.01 and np.mean(np.array(active) < 0.05) > 0.8
+    assert np.median(inactive) > 0.2  # no structure: no small p beyond chance
+    assert np.mean(np.array(inactive) < 0.05) < 0.2
 
 
 def test_set_views_on_the_tiny_store(tiny_store):
@@ -177,3 +191,41 @@ def test_set_views_on_the_tiny_store(tiny_store):
     assert set(wells["gene"]) == set(genes)
     assert sd.try_set(d, "ann:complex:NOPE")[1] == "this screen has no complex named 'NOPE'"
     assert sd.try_set(d, ["crafted"]) == (None, None)
+
+
+def test_pages_outline_exactly_the_members(app_data):
+    """The views a user sees with a set chosen: heatmap rows/columns, map ring and plate squares
+    are the set's members and nothing else; a crafted set value is ignored, not raised."""
+    from page_helpers import page
+
+    from phenomix_dash import set_data as sd
+    from phenomix_dash.figures.sets import outlined_positions
+    from phenomix_dash.map_views import full_figure, set_trace_index
+
+    d = app_data
+    genes = sorted(d.wells.loc[d.wells["perturbation_type"] == "crispr", "gene"].dropna().astype(str).unique())[:3]
+    key = gs.encode_list([*genes, "NOT_A_GENE"])
+    members = sd.member_pert_ids(d, key)
+    S = page("similarity")
+    fig, block, note = S.update_heatmap("gene_gene", "set", [], None, None, [], 20, 0.5, None, key)
+    rows, cols = outlined_positions(fig)
+    assert rows and [block["rows"][i] for i in rows] == [r for r in block["rows"] if r in members]
+    assert [block["cols"][j] for j in cols] == [c for c in block["cols"] if c in members]
+    assert "members of the chosen set" in note
+
+    fig = full_figure(d, "wells", "aligned", "perturbation_type", None, None, key)
+    ring = fig.data[set_trace_index(d, "wells", "aligned")]
+    wanted = d.wells["gene"].isin(genes) & (d.wells["perturbation_type"] == "crispr")
+    assert len(ring.x) == int(wanted.sum())
+
+    plate = str(d.wells.loc[wanted, "plate"].iloc[0])
+    ov = page("overview").update_plate_figure(plate, "perturbation_type", None, key)
+    squares = ov.data[-1]
+    on_plate = d.wells[wanted & (d.wells["plate"] == plate)]
+    assert sorted(squares.text) == sorted(on_plate["well_id"])
+    heat, _ = page("plates").update_metric_views("distance_to_controls_aligned", plate, key)
+    assert sorted(heat.data[-1].text) == sorted(on_plate["well_id"])
+
+    for crafted in (["list:x"], {"a": 1}, "list:<script>", "ann:nosuch:x"):
+        fig, _, _ = S.update_heatmap("gene_gene", "active", [], None, None, [], 10, 0.5, None, crafted)
+        assert outlined_positions(fig) == ([], [])

@@ -48,6 +48,7 @@ from phenomix_dash.ids import (
     MAP_STORE_A_BTN,
     MAP_STORE_B_BTN,
     MAP_URL,
+    SET_STORE,
 )
 from phenomix_dash.links import merge_search
 from phenomix_dash.map_panels import point_panel, selection_views
@@ -75,6 +76,7 @@ from phenomix_dash.selection_panels import (
     table_view,
 )
 from phenomix_dash.selection_stats import selection_h5ad
+from phenomix_dash.set_chooser import clean_set
 
 dash.register_page(__name__, path="/map", name="Map", title="Phenomix · map", order=1)
 
@@ -204,14 +206,15 @@ def warm_up() -> None:
     Output(MAP_RAW, "figure"), Output(MAP_ALIGNED, "figure"), Output(MAP_RAW_BOX, "style"),
     Output(MAP_ALIGNED_BOX, "style"), Output(MAP_DRAWN, "data"),
     Input(MAP_LEVEL, "value"), Input(MAP_SPACE, "value"), Input(MAP_COLOR, "value"), Input(MAP_POINT, "data"),
-    Input(MAP_SEL, "data"), State(MAP_DRAWN, "data"),
+    Input(MAP_SEL, "data"), Input(SET_STORE, "data"), State(MAP_DRAWN, "data"),
 )
-def update_maps(level, space, color, point, sel, drawn):
+def update_maps(level, space, color, point, sel, set_key, drawn):
     level, space, color, point, sel, _ = clean_state(level, space, color, point, sel)
     drawn = drawn if isinstance(drawn, dict) else None
     try:
         d = get_data()
-        return map_update(d, level, space, color, point, sel, drawn, set(ctx.triggered_prop_ids.values()))
+        return map_update(d, level, space, color, point, sel, drawn, set(ctx.triggered_prop_ids.values()),
+                          clean_set(set_key))
     except (DataUnavailable, ValueError, KeyError, SelectionError) as err:
         empty = {"layout": {"title": {"text": str(err)}}}
         return empty, empty, SHOW, HIDE, None

@@ -15,10 +15,13 @@ from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.figures.images import site_panels
 from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
 from phenomix_dash.figures.plate import plate_layout_figure
+from phenomix_dash.figures.sets import plate_member_trace
 from phenomix_dash.ids import (
     OV_URL,
 )
 from phenomix_dash.security import safe_id, safe_int
+from phenomix_dash.set_chooser import clean_set
+from phenomix_dash.set_data import member_wells_on
 
 dash.register_page(__name__, path="/", name="Overview", title="Phenomix · screen overview", order=0)
 
@@ -142,8 +145,9 @@ def layout(plate: str | None = None, well: str | None = None, **_: object) -> ht
     Input(ids.OV_PLATE, "value"),
     Input(ids.OV_COLOR_BY, "value"),
     Input(ids.OV_WELL, "data"),
+    Input(ids.SET_STORE, "data"),
 )
-def update_plate_figure(plate: str, color_by: str, well: str | None):
+def update_plate_figure(plate: str, color_by: str, well: str | None, set_key: str | None = None):
     try:
         d = get_data()
         plate = safe_id(plate, set(d.plates["plate"]))
@@ -152,8 +156,11 @@ def update_plate_figure(plate: str, color_by: str, well: str | None):
         if plate is None:
             return {"layout": {"title": {"text": "Choose a plate from the list."}}}
         wells = d.plate_wells(plate)
-        return plate_layout_figure(wells, plate_format=d.plate_format, color_by=color_by,
-                                   title=f"Plate {plate}", selected_well=well)
+        fig = plate_layout_figure(wells, plate_format=d.plate_format, color_by=color_by,
+                                  title=f"Plate {plate}", selected_well=well)
+        members = member_wells_on(d, clean_set(set_key), plate)  # the chosen gene set's wells, outlined
+        fig.add_trace(plate_member_trace(members["row"], members["col"], members["well_id"].astype(str).tolist()))
+        return fig
     except (DataUnavailable, ValueError) as err:
         return {"layout": {"title": {"text": str(err)}}}
 

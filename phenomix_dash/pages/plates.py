@@ -34,6 +34,7 @@ from phenomix_dash.figures.plates_qc import (
     row_col_profile_figure,
     row_col_profiles,
 )
+from phenomix_dash.figures.sets import plate_member_trace
 from phenomix_dash.ids import (
     PL_BATCH,
     PL_DRIFT,
@@ -46,9 +47,13 @@ from phenomix_dash.ids import (
     PL_SIMILARITY,
     PL_SPACE,
     PL_URL,
+    SET_STORE,
 )
+from phenomix_dash.links import merge_search
 from phenomix_dash.security import safe_choice, safe_id
 from phenomix_dash.selection import benchmark_captions, benchmark_rows
+from phenomix_dash.set_chooser import clean_set
+from phenomix_dash.set_data import member_wells_on
 
 dash.register_page(__name__, path="/plates", name="Plates", title="Phenomix · plates", order=2)
 
@@ -218,9 +223,18 @@ def heatmap_figure(d, metric: str, plate: str):
                                 plate_format=d.plate_format)
 
 
+def outline_set(fig, d, set_key: str | None, plate: str):
+    """Outline the chosen gene set's wells on the plate (pooled view: the positions they hold on any plate)."""
+    w = member_wells_on(d, set_key, None if plate == ALL_PLATES else plate)
+    if plate == ALL_PLATES:
+        w = w.drop_duplicates(["row", "col"])
+    fig.add_trace(plate_member_trace(w["row"], w["col"], w["well_id"].astype(str).tolist()))
+    return fig
+
+
 @callback(Output(PL_HEATMAP, "figure"), Output(PL_PROFILES, "figure"), Input(PL_METRIC, "value"),
-          Input(PL_PLATE, "value"))
-def update_metric_views(metric, plate):
+          Input(PL_PLATE, "value"), Input(SET_STORE, "data"))
+def update_metric_views(metric, plate, set_key=None):
     try:
         d = get_data()
         metric = safe_choice(metric, [o["value"] for o in metric_options(d)])
@@ -229,7 +243,8 @@ def update_metric_views(metric, plate):
             raise ValueError("unknown well metric: choose one from the list")
         rows, cols = profiles(d, metric)
         label = METRIC_LABELS.get(metric, metric.replace("_", " "))
-        return heatmap_figure(d, metric, plate), row_col_profile_figure(rows, cols, label=label)
+        fig = outline_set(heatmap_figure(d, metric, plate), d, clean_set(set_key), plate)
+        return fig, row_col_profile_figure(rows, cols, label=label)
     except (DataUnavailable, ValueError) as err:
         err_fig = {"layout": {"title": {"text": str(err)}}}
         return err_fig, err_fig
@@ -307,5 +322,5 @@ def sync_url(metric, plate, space, current):
     params = {"metric": metric, "space": space}
     if plate and plate != ALL_PLATES:
         params["plate"] = plate
-    new = "?" + urlencode(params)
+    new = merge_search(current, params)  # keeps the session's screen and gene set
     return new if new != current else no_update

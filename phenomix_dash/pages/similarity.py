@@ -8,8 +8,6 @@ is among random pairs, what is known about it, and both entities' nearest neighb
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import dash
 import dash_bootstrap_components as dbc
 from dash import MATCH, Input, Output, Patch, State, callback, dcc, html, no_update
@@ -18,12 +16,14 @@ from phenomix_dash.annotations import annotations
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.figures.captions import part_of
+from phenomix_dash.figures.sets import outline_members
 from phenomix_dash.figures.similarity import (
     MAX_SIDE,
     empty_figure,
     similarity_heatmap,
 )
 from phenomix_dash.ids import (
+    SET_STORE,
     SIM_BLOCK,
     SIM_COMPLEX,
     SIM_COMPOUND,
@@ -42,17 +42,21 @@ from phenomix_dash.ids import (
     SIM_SIZE,
     SIM_URL,
 )
+from phenomix_dash.links import merge_search
 from phenomix_dash.name_data import named_perturbations, search_options
 from phenomix_dash.names import name_and_id
 from phenomix_dash.neighbours import pair_overlays
 from phenomix_dash.security import safe_choice
+from phenomix_dash.set_chooser import clean_set
+from phenomix_dash.set_data import member_pert_ids
 from phenomix_dash.similarity_views import MAX_SEARCH, available_kinds, build_block, kinds_for, pair_panel
 
 dash.register_page(__name__, path="/similarity", name="Similarity", title="Phenomix · similarity", order=4)
 
 
 KINDS = {"gene_compound": "gene × compound", "gene_gene": "gene × gene", "compound_compound": "compound × compound"}
-MODES = {"active": "most active", "search": "search", "complex": "a complex", "targets": "a compound's targets"}
+MODES = {"active": "most active", "search": "search", "complex": "a complex", "targets": "a compound's targets",
+         "set": "the chosen set"}
 RANGES = (0.25, 0.5, 0.75, 1.0)
 N_OPTIONS = 50
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg", "filename": "similarity"}}
@@ -192,8 +196,9 @@ def filter_search(text: str | None, kind: str, value: list[str] | None):
     Input(SIM_SIZE, "value"),
     Input(SIM_RANGE, "value"),
     State(SIM_PAIR, "data"),
+    Input(SET_STORE, "data"),  # last: Dash passes arguments in the order declared
 )
-def update_heatmap(kind, mode, picks, complex_name, compound, dose, size, zmax, pair):
+def update_heatmap(kind, mode, picks, complex_name, compound, dose, size, zmax, pair, set_key=None):
     kind = safe_choice(kind, KINDS, "gene_compound")
     mode = safe_choice(mode, MODES, "active")
     picks = [p for p in picks if isinstance(p, str)][:MAX_SEARCH] if isinstance(picks, list) else []
@@ -202,6 +207,9 @@ def update_heatmap(kind, mode, picks, complex_name, compound, dose, size, zmax, 
     pair = pair if isinstance(pair, dict) else None
     try:
         d = get_data()
+        members = member_pert_ids(d, clean_set(set_key)) if clean_set(set_key) else set()
+        if mode == "set":  # the heatmap restricted to the set: its members seed the block
+            picks = sorted(members) if members else []
         b = build_block(d, kind, mode, picks, complex_name if isinstance(complex_name, str) else None,
                         compound if isinstance(compound, str) else None, bool(dose), size)
     except (DataUnavailable, ValueError, KeyError) as err:
@@ -221,6 +229,7 @@ def update_heatmap(kind, mode, picks, complex_name, compound, dose, size, zmax, 
         overlays=pair_overlays(annotations(d), table, b["rows"], b["cols"]),
         row_title=rows_t + " (clustered)",
         col_title=cols_t + (", concentration" if b["dose"] else "") + " (clustered)", selected=sel)
+    outline_members(fig, [i in members for i in ids_r], [j in members for j in ids_c])
     sr, tr, sc, tc = b["counts"]
     doses = f" ({len(ids_c)} dose columns)" if b["dose"] else ""
     note = f"Showing {part_of(sr, tr, rows_t)} × {part_of(sc, tc, cols_t)}{doses}: {b['note']}."
@@ -312,5 +321,5 @@ def sync_url(kind, mode, picks, complex_name, compound, dose, size, zmax, pair, 
     params.update({"dose": "1" if dose else "0", "n": size, "range": zmax})
     if isinstance(pair, dict) and pair.get("row") and pair.get("col"):
         params["pair"] = f"{pair['row']}|{pair['col']}"
-    new = "?" + urlencode(params)
+    new = merge_search(current, params)  # keeps the session's screen and gene set
     return new if new != current else no_update
