@@ -167,6 +167,7 @@ MAP_COMPARE = "map-compare"
 # Gene sets (#16): the chooser under the navbar, on every page, and the Sets page
 SET_STORE = "set-store"  # the chosen set's URL form (gene_sets.py), None: no set
 SET_URL_SYNC = "set-url-sync"  # written by the clientside callback that puts the set in the URL
+SET_LOCATIONS = "set-locations"  # the ids of every page's dcc.Location, for that callback
 SET_PANEL = "set-panel"
 SET_CHOICE = "set-choice"
 SET_TEXT = "set-text"

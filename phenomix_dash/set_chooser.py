@@ -2,7 +2,8 @@
 of names; the unknown names are reported. The chosen set is one store (ids.SET_STORE) that every
 page's highlight reads, and the URL's ``set`` parameter (links.SHARED_PARAMS), so a link reproduces it.
 
-How the set reaches the URL without re-rendering the page: a clientside callback rewrites the query
+How the set reaches the URL without re-rendering the page: a clientside callback
+(assets/gene_set_url.js) rewrites the query
 string in place (history.replaceState) and gives the new search to every mounted dcc.Location, so a
 page that later writes its own parameters (links.merge_search with its Location's search) keeps the
 set. A page opened without ``set`` (a navbar link) gets the chosen set added back: the set belongs to
@@ -13,10 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, dcc, html, no_update
 
 from phenomix_dash import ids
 from phenomix_dash.data import DataUnavailable, get_data
@@ -44,15 +44,31 @@ def set_from_search(search: object) -> str | None:
     return clean_set(parse_query(search, ("set",), max_value_len=MAX_QUERY_LEN).get("set"))
 
 
+def _opened_with() -> str | None:
+    """The set of the page being loaded: the layout is fetched by a request of its own (no query
+    string), whose Referer is the page's URL. Read here so the first draw already shows the set;
+    set_from_url reads it again from the browser's URL when there is no Referer."""
+    try:
+        from urllib.parse import urlsplit
+
+        from flask import has_request_context, request
+    except ImportError:
+        return None
+    if not has_request_context():
+        return None
+    return (set_from_search(request.query_string.decode("latin-1"))
+            or set_from_search(urlsplit(request.referrer or "").query))
+
+
 def set_bar() -> html.Div:
     """The chooser: annotation sets, a paste box, upload, clear, and the report of the chosen set."""
     try:
         options = set_options(get_data())
     except DataUnavailable:
         options = []
-    # The layout is fetched without the page's query string: set_from_url reads the set on load.
+    chosen = _opened_with()
     return dbc.Container(html.Div([
-        dcc.Store(id=ids.SET_STORE), dcc.Store(id=ids.SET_URL_SYNC),
+        dcc.Store(id=ids.SET_STORE, data=chosen), dcc.Store(id=ids.SET_URL_SYNC), dcc.Store(id=ids.SET_LOCATIONS, data=location_ids()),
         dbc.Row([
             dbc.Col(dcc.Dropdown(id=ids.SET_CHOICE, options=options, value=None,
                                  placeholder="Highlight a set from the screen's annotations…",
@@ -108,17 +124,16 @@ def set_report(key: str | None) -> list:
     return out
 
 
-@callback(
-    Output(ids.SET_STORE, "data", allow_duplicate=True), Output(ids.SET_REPORT, "children", allow_duplicate=True),
-    Input(ids.SET_CHOICE, "value"), Input(ids.SET_APPLY, "n_clicks"), Input(ids.SET_UPLOAD, "contents"),
-    Input(ids.SET_CLEAR, "n_clicks"), State(ids.SET_TEXT, "value"), State(ids.SET_STORE, "data"),
-    prevent_initial_call=True,
-)
 def choose_set(choice, _apply, upload, _clear, text, current):
     """A set chosen in the bar becomes the store's value; a list that cannot be used is said why."""
     from dash import ctx
 
-    trigger = ctx.triggered_id
+    # Several inputs can arrive in one request (the dropdown following the store as a button is
+    # pressed): the user's button wins over the dropdown.
+    fired = set(ctx.triggered_prop_ids.values())
+    trigger = next((t for t in (ids.SET_CLEAR, ids.SET_UPLOAD, ids.SET_APPLY, ids.SET_CHOICE) if t in fired), None)
+    if trigger is None:
+        return no_update, no_update
     try:
         if trigger == ids.SET_CLEAR:
             new = None
@@ -139,21 +154,12 @@ def choose_set(choice, _apply, upload, _clear, text, current):
     return new, no_update
 
 
-@callback(
-    Output(ids.SET_REPORT, "children"), Output(ids.SET_CHOICE, "value"),
-    Input(ids.SET_STORE, "data"), State(ids.SET_CHOICE, "value"),
-)
 def show_set(key, choice):
     key = clean_set(key)
     want = key if key and key.startswith("ann:") else None
     return set_report(key), (want if want != choice else no_update)
 
 
-@callback(
-    Output(ids.SET_STORE, "data", allow_duplicate=True),
-    Input(ids.URL, "search"), State(ids.SET_STORE, "data"),
-    prevent_initial_call="initial_duplicates",
-)
 def set_from_url(search, current):
     """The set a page is opened with, and a URL naming another set (back/forward); a URL naming
     none keeps the chosen one (a navbar link)."""
@@ -166,32 +172,28 @@ def location_ids() -> list[str]:
     return sorted({v for k, v in vars(ids).items() if (k == "URL" or k.endswith("_URL")) and isinstance(v, str)})
 
 
-clientside_callback(
-    """
-    function(want, search, pathname) {
-        const params = new URLSearchParams(window.location.search);
-        const cur = params.get('set');
-        want = want || null;
-        // Did the chosen set change since the last call (rather than the URL)? The callback context
-        // leaves out inputs whose new value is empty, so a cleared set would not count.
-        const prev = window.__phenomixSet;
-        window.__phenomixSet = want;
-        const fromStore = prev !== undefined && prev !== want;
-        if ((cur || null) === want) { return dash_clientside.no_update; }
-        if (!fromStore && (cur || !want)) { return dash_clientside.no_update; }
-        if (want) { params.set('set', want); } else { params.delete('set'); }
-        const qs = params.toString();
-        const s = qs ? '?' + qs : '';
-        window.history.replaceState(window.history.state, '', window.location.pathname + s + window.location.hash);
-        const api = window.dash_component_api;
-        for (const id of __LOCATIONS__) {
-            try {
-                if (api && api.getLayout && api.getLayout(id)) { dash_clientside.set_props(id, {search: s}); }
-            } catch (e) { /* a Location that went away meanwhile */ }
-        }
-        return want;
-    }
-    """.replace("__LOCATIONS__", json.dumps(location_ids())),
-    Output(ids.SET_URL_SYNC, "data"),
-    Input(ids.SET_STORE, "data"), Input(ids.URL, "search"), Input(ids.URL, "pathname"),
-)
+def register(app) -> None:
+    """Wire the chooser into ``app`` (create_app calls it): its layout is the app's, not a page's, so
+    its callbacks belong to each app rather than to the process (Dash hands process-wide ones to the
+    first app only)."""
+    app.callback(
+        Output(ids.SET_STORE, "data", allow_duplicate=True), Output(ids.SET_REPORT, "children", allow_duplicate=True),
+        Input(ids.SET_CHOICE, "value"), Input(ids.SET_APPLY, "n_clicks"), Input(ids.SET_UPLOAD, "contents"),
+        Input(ids.SET_CLEAR, "n_clicks"), State(ids.SET_TEXT, "value"), State(ids.SET_STORE, "data"),
+        prevent_initial_call=True,
+    )(choose_set)
+    app.callback(
+        Output(ids.SET_REPORT, "children"), Output(ids.SET_CHOICE, "value"),
+        Input(ids.SET_STORE, "data"), State(ids.SET_CHOICE, "value"),
+    )(show_set)
+    app.callback(
+        Output(ids.SET_STORE, "data", allow_duplicate=True),
+        Input(ids.URL, "search"), State(ids.SET_STORE, "data"),
+        prevent_initial_call="initial_duplicates",
+    )(set_from_url)
+    app.clientside_callback(
+        ClientsideFunction("phenomix_sets", "sync_url"),  # assets/gene_set_url.js
+        Output(ids.SET_URL_SYNC, "data"),
+        Input(ids.SET_STORE, "data"), Input(ids.URL, "search"), Input(ids.URL, "pathname"),
+        State(ids.SET_LOCATIONS, "data"),
+    )
