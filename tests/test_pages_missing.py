@@ -23,7 +23,7 @@ def test_unscored_perturbations_are_no_value_on_the_q_value_map(app_data):
     perts = d.perturbations()
     assert len(unscored) and (perts["perturbation_type"].iloc[unscored] == "negative_control").any()
     fig = m.map_update(d, "perturbations", "both", "q_value", None, None, None, None)[1]
-    grey = fig.data[-1]
+    grey = fig.data[-2]  # the last trace rings the chosen gene set's members (none here)
     assert grey.name == NO_VALUE and grey.showlegend and list(grey.customdata) == unscored.tolist()
     assert all("q value: no value" in t for t in [grey.hovertemplate])
     x = np.asarray(fig.data[0].x, dtype=float)
@@ -31,7 +31,7 @@ def test_unscored_perturbations_are_no_value_on_the_q_value_map(app_data):
     assert np.isfinite(np.asarray(fig.data[0].marker.color, dtype=float)[np.isfinite(x)]).all()
     # A click on a grey point opens that perturbation (customdata, not the index within its trace).
     i = len(unscored) - 1
-    click = {"points": [{"curveNumber": len(fig.data) - 1, "pointIndex": i, "customdata": int(unscored[i])}]}
+    click = {"points": [{"curveNumber": len(fig.data) - 2, "pointIndex": i, "customdata": int(unscored[i])}]}
     assert m.clicked_point(d, "perturbations", click, "aligned") == perts["pert_id"].iloc[unscored[i]]
     click = {"points": [{"curveNumber": 0, "pointIndex": 2}]}  # the coloured trace: pointIndex is the row
     assert m.clicked_point(d, "perturbations", click, "aligned") == perts["pert_id"].iloc[2]
@@ -50,10 +50,10 @@ def test_a_colour_change_moves_unscored_points_to_the_grey_trace_and_back(app_da
     n = len(d.perturbations())
     unscored = _unscored(d)
     out = m.map_update(d, "perturbations", "both", "perturbation_type", None, None, None, None)
-    assert len(out[1].data[-1].x) == 0  # every perturbation has a type: nothing grey
+    assert len(out[1].data[-2].x) == 0  # every perturbation has a type: nothing grey
     patch = m.map_update(d, "perturbations", "both", "q_value", None, None, out[-1], m.MAP_COLOR)[1]
     ops = _ops(patch)
-    grey = len(out[1].data) - 1
+    grey = len(out[1].data) - 2  # before the gene-set trace
     assert ops[("data", grey, "customdata")] == unscored.tolist()  # JSON numbers: clicks read them back
     assert ops[("data", grey, "name")] == NO_VALUE and ops[("data", grey, "showlegend")] is True
     x = _decode(ops[("data", 0, "x")], np.float32)
@@ -84,7 +84,7 @@ def test_a_selection_is_split_between_the_coloured_and_grey_points(app_data):
     assert len(region_rows(d, "perturbations", sel)) == len(xy)  # everything
     fig = m.map_update(d, "perturbations", "both", "q_value", None, sel, None, None)[1]
     assert len(fig.data[0].selectedpoints) == len(fig.data[0].x)
-    assert len(fig.data[-1].selectedpoints) == len(fig.data[-1].x) == len(_unscored(d))
+    assert len(fig.data[-2].selectedpoints) == len(fig.data[-2].x) == len(_unscored(d))
 
 
 def test_outlier_list_says_drift_is_undefined_with_two_plates(app_data):
