@@ -56,7 +56,7 @@ def effect_size_figure(effects: pd.DataFrame, title: str, top: int = 15, alpha: 
     colours = np.where(~np.isfinite(d), NO_VALUE_COLOUR, np.where(q < alpha, SIGNIFICANT, NOT_SIGNIFICANT))
     hover = [f"{n}<br>d = {dd:+.2f} · q {qq:.2g}" if np.isfinite(dd) else f"{n}<br>no value (constant)"
              for n, dd, qq in zip(shown["name"], d, q, strict=True)]
-    fig = go.Figure(go.Bar(y=shown["name"].astype(str), x=np.nan_to_num(d), orientation="h", marker_color=list(colours),
+    fig = go.Figure(go.Bar(y=shown["name"].astype(str), x=d, orientation="h", marker_color=list(colours),
                            hovertext=hover, hoverinfo="text"))
     fig.add_vline(x=0, line_color="#555")
     fig.update_layout(title={"text": title, "font": {"size": 13}}, xaxis={"title": "Cohen's d (A − B)"},
