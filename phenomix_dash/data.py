@@ -19,7 +19,7 @@ from phenomix_dash import screens
 from phenomix_dash.cache import memoize
 from precompute.artifacts import ArtifactError, ArtifactStore, Stage
 from precompute.contract import ContractError
-from precompute.screen import Screen, load_screen
+from precompute.screen import Screen, load_screen, read_descriptor, read_ground_truth
 from precompute.stages.registry import declared_outputs
 
 _settings: Any = None
@@ -318,9 +318,27 @@ class PhenomixData:
     def ground_truth(self, name: str) -> pd.DataFrame | None:
         """Annotation/truth tables shipped with the screen: relationships, compound_targets, ..."""
         try:
-            return self.screen.ground_truth(name)
+            return read_ground_truth(self._screen_root, self.screen_descriptor, name)
         except ContractError as err:
             raise DataUnavailable(str(err)) from None
+
+    @property
+    def _screen_root(self) -> Path:
+        try:
+            return Path(self.run["screen"]["path"])
+        except (KeyError, TypeError):
+            raise DataUnavailable(f"the run {self.run_name!r} does not name its screen folder") from None
+
+    @cached_property
+    def screen_descriptor(self) -> dict:
+        """The screen's descriptor alone: annotations are read at every page load, and opening the
+        whole screen (`screen`) validates its wells table (~25 s at a million wells)."""
+        if "screen" in self.__dict__:
+            return self.screen.descriptor
+        try:
+            return read_descriptor(self._screen_root)
+        except ContractError as err:
+            raise DataUnavailable(f"screen of run {self.run_name!r} cannot be opened: {err}") from None
 
     def _table(self, path: tuple[str, ...], name: str) -> pd.DataFrame:
         """Tables are small next to the arrays: read once per process, then shared read-only."""

@@ -191,24 +191,30 @@ class Screen:
 
     def ground_truth(self, name: str) -> pd.DataFrame | None:
         """A ground-truth or annotation table by name (e.g. 'relationships'), or None."""
-        rel = self.descriptor.get("ground_truth", {}).get(name)
-        if rel is None:
-            return None
-        path = self.root / rel
-        if not path.exists():
-            raise ContractError(f"{path}: ground-truth table {name!r} listed in {DESCRIPTOR} is missing")
-        df = pd.read_csv(path)
-        if name == "relationships":
-            return validate_relationships(df, source=str(path))
-        if name == "compound_targets":
-            return validate_compound_targets(df, source=str(path))
-        return df
+        return read_ground_truth(self.root, self.descriptor, name)
 
 
-def load_screen(root: str | os.PathLike) -> Screen:
-    """Open a screen folder, validating its descriptor and wells table."""
-    root = Path(root)
-    desc_path = root / DESCRIPTOR
+def read_ground_truth(root: Path, descriptor: dict, name: str) -> pd.DataFrame | None:
+    """A screen's ground-truth table ``name`` (None when its descriptor lists none), without
+    opening the wells table: the dashboard reads annotations at page load, and validating a
+    million-row wells table first took ~25 s."""
+    rel = descriptor.get("ground_truth", {}).get(name)
+    if rel is None:
+        return None
+    path = Path(root) / rel
+    if not path.exists():
+        raise ContractError(f"{path}: ground-truth table {name!r} listed in {DESCRIPTOR} is missing")
+    df = pd.read_csv(path)
+    if name == "relationships":
+        return validate_relationships(df, source=str(path))
+    if name == "compound_targets":
+        return validate_compound_targets(df, source=str(path))
+    return df
+
+
+def read_descriptor(root: str | os.PathLike) -> dict:
+    """A screen folder's validated descriptor (screen.json)."""
+    desc_path = Path(root) / DESCRIPTOR
     if not desc_path.exists():
         raise ContractError(f"{desc_path}: not a Phenomix screen (no {DESCRIPTOR})")
     try:
@@ -219,6 +225,13 @@ def load_screen(root: str | os.PathLike) -> Screen:
         got = desc.get("format") if isinstance(desc, dict) else type(desc).__name__
         raise ContractError(f"{desc_path}: 'format' is {got!r}, expected {FORMAT_NAME!r}")
     check_descriptor(desc, desc_path)
+    return desc
+
+
+def load_screen(root: str | os.PathLike) -> Screen:
+    """Open a screen folder, validating its descriptor and wells table."""
+    root = Path(root)
+    desc, desc_path = read_descriptor(root), root / DESCRIPTOR
     meta_path = root / desc.get("metadata", METADATA)
     wells = read_wells_table(meta_path, plate_format=desc.get("plate_format"))
     if "plate_name" in wells.columns:  # our own writer keeps the original plate ids

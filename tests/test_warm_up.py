@@ -59,3 +59,16 @@ def test_a_failing_warm_up_is_logged_not_raised(tiny_store, monkeypatch, caplog)
     with caplog.at_level(logging.ERROR):
         _warm_pages()
     assert "warm-up of page /map failed" in caplog.text
+
+
+def test_page_load_reads_annotations_without_opening_the_wells_table(tiny_store):
+    """The frame of every page reads the screen's annotation tables (gene-set chooser); opening the
+    whole screen validates its wells table, ~25 s at a million wells, before the first page."""
+    from phenomix_dash.data import PhenomixData
+
+    d = PhenomixData(tiny_store)
+    targets = d.ground_truth("compound_targets")
+    assert targets is not None and len(targets) > 0
+    assert "screen" not in d.__dict__, "reading an annotation table opened (and validated) the whole screen"
+    assert d.ground_truth("no_such_table") is None
+    assert d.screen.ground_truth("compound_targets").equals(targets)  # the same table as through the screen
