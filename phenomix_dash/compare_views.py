@@ -18,7 +18,7 @@ from dash import Patch
 
 from phenomix_dash.cache import memoize
 from phenomix_dash.data import DataUnavailable
-from phenomix_dash.figures.captions import umap_fit_caption
+from phenomix_dash.figures.captions import part_of, umap_fit_caption
 from phenomix_dash.figures.compare import (
     benchmark_figures,
     jaccard_distribution_figure,
@@ -202,27 +202,55 @@ def overlap_positions(d: Any) -> dict[tuple[str, str], np.ndarray]:
     return pair_positions(overlap_table(d))
 
 
-def overlap_view(d: Any, left: str, right: str, k: int, on: str | None, sel: str | None
-                 ) -> tuple[go.Figure, list[dict[str, Any]], str]:
-    """(Jaccard distribution figure, per-perturbation rows lowest first, a caption)."""
-    summary = d.artifact("knn_overlap", "summary")
+GRID_ROWS = 2_000  # rows sent to the overlap grid; the CSV download holds every perturbation
+
+
+def overlap_table_rows(d: Any, left: str, right: str, k: int, on: str | None, sel: str | None) -> pd.DataFrame:
+    """Every perturbation's overlap row for one pair of spaces, lowest Jaccard at ``k`` first."""
     pair = pair_rows(overlap_table(d), left, right, overlap_positions(d))
     chosen = set(selected_perturbations(d, on, sel)) if on and sel else None
-    rows = overlap_rows(pair, k, d.perturbations(), chosen)
+    return overlap_rows(pair, k, d.perturbations(), chosen)
+
+
+def grid_rows(rows: pd.DataFrame, limit: int = GRID_ROWS) -> pd.DataFrame:
+    """What the grid shows: the ``limit`` lowest-overlap perturbations plus (up to ``limit`` of) the
+    selection's, in table order; at 30,000 perturbations all rows are ~5 MB of JSON per call."""
+    keep = np.zeros(len(rows), dtype=bool)
+    keep[:limit] = True
+    if "in_selection" in rows:
+        keep[np.flatnonzero(rows["in_selection"].to_numpy())[:limit]] = True
+    return rows[keep]
+
+
+def overlap_view(d: Any, left: str, right: str, k: int, on: str | None, sel: str | None
+                 ) -> tuple[go.Figure, list[dict[str, Any]], str]:
+    """(Jaccard distribution figure, per-perturbation grid rows lowest first, a caption)."""
+    summary = d.artifact("knn_overlap", "summary")
+    rows = overlap_table_rows(d, left, right, k, on, sel)
+    chosen = "in_selection" in rows
     stats = next((p for p in summary.get("pairs", []) if {p["left"], p["right"]} == {left, right}), {})
     random = stats.get(f"k{k}", {}).get("random")
-    in_sel = rows.loc[rows["in_selection"], f"jaccard_{k}"].to_numpy() if chosen is not None else None
+    in_sel = rows.loc[rows["in_selection"], f"jaccard_{k}"].to_numpy() if chosen else None
     fig = jaccard_distribution_figure(rows[f"jaccard_{k}"].to_numpy(), k, random=random, selected=in_sel,
                                       title=f"{space_label(left)} vs {space_label(right)}")
+    show = grid_rows(rows)
     caption = (f"{len(rows):,} perturbations (doses pooled); each one's {k} nearest by cosine in each space, exact. "
                + (f"Two unrelated spaces would share {random:.3f} (Jaccard) on average." if random is not None else ""))
-    if chosen is not None:
+    if chosen:
         caption += f" {len(in_sel):,} of them have wells in the selection (orange)."
-    show = rows.copy()
+    if len(show) < len(rows):
+        caption += (f" The table lists {part_of(len(show), len(rows), 'perturbation')}: the lowest overlap first"
+                    + (" and the selection's" if chosen else "") + "; Download CSV holds all.")
+    show = show.copy()
     for c in show.columns:
         if c.startswith("jaccard_"):
             show[c] = show[c].astype(float).round(3)
     return fig, show.replace({np.nan: None}).to_dict("records"), caption
+
+
+def overlap_csv(d: Any, left: str, right: str, k: int, on: str | None, sel: str | None) -> str:
+    """Every perturbation's overlap row (not only the grid's) as CSV text."""
+    return overlap_table_rows(d, left, right, k, on, sel).to_csv(index=False)
 
 
 @memoize(32, store=True, disk=True)

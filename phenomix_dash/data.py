@@ -154,7 +154,9 @@ class PhenomixData:
     def well_images(self, well_id: str) -> np.ndarray:
         """(sites, channels, H, W) at the screen's bit depth."""
         self.well_row(well_id)
-        if not self.screen.has_well_images(well_id):
+        # The run says whether the screen has images at all: an embeddings-only screen must not be
+        # opened (and its wells table validated, ~2 s at 100,000 wells) to learn that it has none.
+        if self.run.get("screen", {}).get("has_images") is False or not self.screen.has_well_images(well_id):
             raise DataUnavailable(f"well {well_id} has no images (this screen was built from embeddings or profiles)")
         try:
             return self.screen.load_images(well_id)

@@ -146,6 +146,7 @@ CMP_JACCARD = "compare-jaccard-figure"
 CMP_JACCARD_TEXT = "compare-jaccard-caption"
 CMP_GRID = "compare-overlap-grid"
 CMP_EXPORT = "compare-overlap-export"
+CMP_DOWNLOAD = "compare-overlap-download"  # dcc.Download of the whole overlap table
 CMP_BENCH = "compare-benchmarks"
 CMP_DRAWN = "compare-drawn"  # stores {"type": CMP_DRAWN, "side": "left"/"right"}: the space each map has drawn
 

@@ -20,6 +20,7 @@ from phenomix_dash.compare_views import (
     decode_selection,
     default_pair,
     map_figure,
+    overlap_csv,
     overlap_positions,
     overlap_view,
     run_spaces,
@@ -36,6 +37,7 @@ from phenomix_dash.figures.missing import js_number_formatter
 from phenomix_dash.ids import (
     CMP_BENCH,
     CMP_CLEAR,
+    CMP_DOWNLOAD,
     CMP_DRAWN,
     CMP_EXPORT,
     CMP_GRID,
@@ -132,11 +134,12 @@ def layout(left: str | None = None, right: str | None = None, k: str | None = No
         html.Div(id=CMP_JACCARD_TEXT, className="text-muted small"),
         dbc.Row([
             dbc.Col(dcc.Loading(dcc.Graph(id=CMP_JACCARD, config=GRAPH_CONFIG, style={"height": "360px"})), lg=6),
-            dbc.Col([dbc.Button("Export CSV", id=CMP_EXPORT, size="sm", color="secondary", outline=True, className="mb-1"),
+            dbc.Col([dbc.Button("Download CSV", id=CMP_EXPORT, size="sm", color="secondary", outline=True, className="mb-1"),
+                     dcc.Download(id=CMP_DOWNLOAD),
                      dag.AgGrid(id=CMP_GRID, rowData=[], columnDefs=[],
                                 defaultColDef={"sortable": True, "resizable": True, "filter": True, "flex": 1,
                                                "minWidth": 90},
-                                csvExportParams={"fileName": "neighbour_overlap.csv"}, style={"height": "360px"})], lg=6),
+                                style={"height": "360px"})], lg=6),
         ]),
         html.H4("Benchmarks side by side", className="mt-3"),
         dcc.Loading(html.Div(id=CMP_BENCH)),
@@ -280,9 +283,21 @@ def show_benchmarks(left, right):
     return dbc.Row([column(s, f) for s, f in sides])
 
 
-@callback(Output(CMP_GRID, "exportDataAsCsv"), Input(CMP_EXPORT, "n_clicks"), prevent_initial_call=True)
-def export_csv(n):
-    return bool(n)
+@callback(Output(CMP_DOWNLOAD, "data"), Input(CMP_EXPORT, "n_clicks"),
+          State(CMP_LEFT, "value"), State(CMP_RIGHT, "value"), State(CMP_K, "value"), State(CMP_SEL, "data"),
+          prevent_initial_call=True)
+def download_overlap(n, left, right, k, sel_store):
+    """The whole overlap table of the pair (the grid shows a part of it at screen scale)."""
+    if not n:
+        return no_update
+    try:
+        d = get_data()
+        left, right, k, selection = clean(d, left, right, k, sel_store)
+        on, sel = (selection["on"], selection["sel"]) if selection else (None, None)
+        text = overlap_csv(d, left, right, k, on, sel)
+    except (*MISSING, SelectionError):
+        return no_update
+    return dcc.send_string(text, f"neighbour_overlap_{left}_vs_{right}_k{k}.csv".replace("/", "-"))
 
 
 @callback(
