@@ -110,20 +110,39 @@ def warm_calls(client: InProcess, body: dict, repeats: int) -> dict[str, Any]:
             "bytes": calls[-1][2]}
 
 
-def page_callbacks(client: InProcess, deps: list[dict], path: str, seen: set) -> list[tuple[str, dict]]:
-    """(callback output, request body) of each callback first fired by ``path``'s layout."""
+def shell_components(client: InProcess) -> dict[str, dict]:
+    """id -> props of the app shell around every page (navbar, set chooser, the set store)."""
+    from benchmarks.load_test import walk
+
+    layout = json.loads(client.request("GET", "/_dash-layout")[1])
+    return {c["props"]["id"]: c["props"] for c in walk(layout) if isinstance(c["props"].get("id"), str)}
+
+
+def page_callbacks(client: InProcess, deps: list[dict], path: str, seen: set, *, values: dict | None = None,
+                   clicks: tuple[str, ...] = ()) -> list[tuple[str, dict]]:
+    """(callback output, request body) of each callback first fired by ``path``'s layout (with the app
+    shell's components, ``values`` {"id.prop": value} overriding what the layout starts with), then of
+    each callback a click on one of ``clicks`` (button ids on this page) fires."""
     from benchmarks.load_test import build_payload, page_components
 
-    comps = page_components(client, deps, path)
+    comps = {**shell_components(client), **page_components(client, deps, path)}
+    for key, value in (values or {}).items():
+        cid, _, prop = key.partition(".")
+        comps.setdefault(cid, {})[prop] = value
     out = []
     for cb in deps:
         ids = {i["id"] for i in cb["inputs"]}
-        if cb.get("clientside_function") or cb["output"] in seen or not ids or not ids <= set(comps):
+        clicked = [i["id"] for i in cb["inputs"] if i["property"] == "n_clicks" and i["id"] in clicks]
+        if cb.get("clientside_function") or not ids or not ids <= set(comps):
+            continue
+        if not clicked and (cb["output"] in seen or cb.get("prevent_initial_call")):
             continue
         seen.add(cb["output"])
-        values = {(i["id"], i["property"]): comps[i["id"]].get(i["property"])
-                  for i in cb["inputs"] + cb.get("state", []) if i["id"] in comps}
-        out.append((cb["output"], build_payload(cb, values)))
+        vals = {(i["id"], i["property"]): comps[i["id"]].get(i["property"])
+                for i in cb["inputs"] + cb.get("state", []) if i["id"] in comps}
+        vals.update({(cid, "n_clicks"): 1 for cid in clicked})
+        label = cb["output"] + (f" (click {', '.join(clicked)})" if clicked else "")
+        out.append((label, build_payload(cb, vals, [f"{c}.n_clicks" for c in clicked] if clicked else None)))
     return out
 
 
@@ -147,6 +166,9 @@ def main() -> int:
     p.add_argument("--pages", default=None,
                    help="comma-separated page URLs, query strings allowed (a view opened from a link); "
                         "default: every page as opened from the navbar")
+    p.add_argument("--values", default=None,
+                   help='JSON {"component-id.prop": value}: what a user has set (e.g. the gene set store, a pasted list)')
+    p.add_argument("--clicks", default="", help="comma-separated button ids: also time the callbacks a click fires")
     p.add_argument("--name", default=None, help="results file callbacks_NAME.json (default: the screen)")
     p.add_argument("--cold-child", type=Path, default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -158,12 +180,17 @@ def main() -> int:
     client, warm_up_s = start_app(store)
     deps = json.loads(client.request("GET", "/_dash-dependencies")[1])
     rows, seen = [], set()
+    # A background callback's request only starts its job (the browser then polls): its row is the
+    # server thread's time, not the job's.
+    background = {d["output"] for d in deps if d.get("background")}
     pages = a.pages.split(",") if a.pages else PAGES
     for path in pages:
-        calls = [(f"{path} layout", layout_body(deps, path)), *page_callbacks(client, deps, path, seen)]
+        fired = page_callbacks(client, deps, path, seen, values=json.loads(a.values) if a.values else None,
+                               clicks=tuple(c for c in a.clicks.split(",") if c))
+        calls = [(f"{path} layout", layout_body(deps, path)), *fired]
         cold = cold_calls(store, [b for _, b in calls])
         for i, (label, body) in enumerate(calls):
-            rows.append({"page": path, "callback": label[:90], "cold_ms": cold["ms"][i], "cold_status": cold["status"][i],
+            rows.append({"page": path, "callback": label[:90], "background": label.split(" (click")[0] in background,"cold_ms": cold["ms"][i], "cold_status": cold["status"][i],
                          "cold_process_startup_s": cold["startup_s"], **warm_calls(client, body, a.repeats)})
     print(f"{'page':<14}{'status':>7}{'cold ms':>9}{'first ms':>10}{'warm med':>10}{'warm max':>10}  callback")
     for r in rows:
