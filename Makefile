@@ -10,7 +10,7 @@ SCREEN ?= demo
 PHENOMIX_HOME ?= $(CURDIR)/var
 export PHENOMIX_HOME
 
-.PHONY: install test-install browser demo demo-all serve-all precompute test lint bench bench-million readme clean
+.PHONY: install test-install browser demo demo-all serve-all precompute test lint bench bench-100k bench-million readme clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,9 +82,23 @@ bench: precompute test-install
 	$(BENCH_PY) benchmarks/feature_drivers_validation.py
 	$(BENCH_PY) benchmarks/channel_attribution_validation.py --full
 	$(BENCH_PY) benchmarks/bench_callbacks.py --screen $(SCREEN)
+	$(MAKE) bench-100k
 	@echo "== load_test (50 users, 60 s, loopback only)"
 	$(BENCH_PY) benchmarks/load_test.py --store $(PHENOMIX_HOME)/store/$(SCREEN)
 	$(MAKE) readme
+
+# The callbacks of sets, selections and the two-map page at 110,592 wells (an embeddings-only screen,
+# built once: ~15 min, most of it the UMAP fit): a view with a gene set, a selection and A and B stored,
+# then the Sets and Compare pages, cold and warm (results/callbacks_wells_100k_sets.json).
+W100K_SCREEN := $(PHENOMIX_HOME)/screens/wells_100k
+W100K_STORE  := $(PHENOMIX_HOME)/store/wells_100k
+bench-100k: install
+	@test -f $(W100K_SCREEN)/screen.json || $(BIN)/python -m precompute generate --preset large --embeddings-only \
+	  --n-wells 100000 --out $(W100K_SCREEN)
+	$(BENCH_PY) -m precompute run --screen $(W100K_SCREEN) --store $(W100K_STORE) --embedder features --run-name default
+	$(BENCH_PY) benchmarks/bench_callbacks.py --store $(W100K_STORE) --name wells_100k_sets \
+	  --pages '/map?sel={A}&selA={A}&selB={B}&set={SET},/sets?set={SET},/compare?on=features:raw&sel={A}' \
+	  --values '{"set-store.data": "{SET}"}' --clicks map-store-a-button,map-selection-download-button,map-selection-h5ad-button,compare-overlap-export
 
 # A million-well embeddings-only screen through the whole precompute, then the dashboard on it:
 # about half an hour on 2 cores, so not part of `make bench` (results/million.json, callbacks_million.json).

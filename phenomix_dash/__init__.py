@@ -10,6 +10,7 @@ from pathlib import Path
 import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
+from threadpoolctl import threadpool_limits
 
 from phenomix.settings import ASSETS_DIR, Settings
 
@@ -33,6 +34,10 @@ def create_app(settings: Settings | None = None, environ: dict[str, str] | None 
     os.environ); the mode installed is ``app.phenomix_auth`` (None: no authentication).
     """
     settings = settings or Settings.from_env()
+    # One BLAS thread per server thread: requests already run in parallel (threads, workers), and
+    # OpenBLAS's spinning threads on a busy 2-core machine turned a 60,000 x 128 covariance from
+    # 0.4 s into 8-12 s (load 8, measured side by side); a dashboard needs no BLAS parallelism.
+    threadpool_limits(1, user_api="blas")
     data.configure(settings)
     shared = cache.disk_cache()  # PHENOMIX_HOME/cache/dashboard unless configured before
     app = dash.Dash(

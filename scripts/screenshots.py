@@ -27,6 +27,8 @@ PAGES = [
     ("perturbation", "/perturbation?pert={pert}", 10),
     ("images", "/images?well={well}&site=1", 10),
     ("benchmarks", "/benchmarks", 6),
+    ("sets", "/sets?set={set}", 10),
+    ("compare", "/compare", 12),
 ]
 
 
@@ -58,7 +60,15 @@ def _examples(screen: str) -> dict[str, str]:
     treated = wells[wells["perturbation_type"] != "negative_control"]
     act = d.activity().sort_values("mean_average_precision", ascending=False)
     pert = act["pert_id"].iloc[0] if "pert_id" in act.columns and len(act) else ""
-    return {"well": treated["well_id"].iloc[len(treated) // 3], "pert": pert}
+    from urllib.parse import quote
+
+    from phenomix_dash import set_data
+    from phenomix_dash.gene_sets import encode_annotation
+
+    complexes = set_data.screen_sets(d).get("complex", {})
+    biggest = max(complexes, key=lambda n: len(complexes[n]), default=None)
+    return {"well": treated["well_id"].iloc[len(treated) // 3], "pert": pert,
+            "set": quote(encode_annotation("complex", biggest), safe="") if biggest else ""}
 
 
 def main() -> int:
