@@ -102,6 +102,12 @@ def _cold_child(payloads: Path, store: Path) -> int:
     return 0
 
 
+def n_wells(store: Path) -> int:
+    from phenomix_dash.data import PhenomixData
+
+    return int(PhenomixData(store).run.get("screen", {}).get("n_wells", 0))
+
+
 def wait_for_jobs(timeout: float = 300.0) -> None:
     """Until the background jobs this process started (child processes) have finished."""
     import psutil
@@ -134,7 +140,7 @@ def page_callbacks(client: InProcess, deps: list[dict], path: str, seen: set, *,
     """(callback output, request body) of each callback first fired by ``path``'s layout (with the app
     shell's components, ``values`` {"id.prop": value} overriding what the layout starts with), then of
     each callback a click on one of ``clicks`` (button ids on this page) fires."""
-    from benchmarks.load_test import build_payload, page_components
+    from benchmarks.load_test import build_payload, page_components, split_output
 
     comps = {**shell_components(client), **page_components(client, deps, path)}
     for key, value in (values or {}).items():
@@ -145,6 +151,9 @@ def page_callbacks(client: InProcess, deps: list[dict], path: str, seen: set, *,
         ids = {i["id"] for i in cb["inputs"]}
         clicked = [i["id"] for i in cb["inputs"] if i["property"] == "n_clicks" and i["id"] in clicks]
         if cb.get("clientside_function") or not ids or not ids <= set(comps):
+            continue
+        outs = {oid for oid, _ in split_output(cb["output"]) if not oid.startswith("{")}
+        if outs and not outs & set(comps):  # its outputs live on another page (the shell's inputs are everywhere)
             continue
         if not clicked and (cb["output"] in seen or cb.get("prevent_initial_call")):
             continue
@@ -250,7 +259,8 @@ def main() -> int:
     print(f"{len(rows)} calls; slowest cold {max(r['cold_ms'] for r in rows):.0f} ms, slowest warm median "
           f"{max((r['warm_median_ms'] for r in rows if not r['background']), default=0):.0f} ms (target {TARGET_MS} ms, cold); over target cold: {over or 'none'}")
     out = save_result(RESULTS / f"callbacks_{a.name or a.screen}.json",
-                      {"screen": a.screen, "pages": pages, "store": str(store), "warm_up_at_start_s": round(warm_up_s, 2),
+                      {"screen": a.screen, "pages": pages, "store": str(store), "n_wells": n_wells(store),
+                       "warm_up_at_start_s": round(warm_up_s, 2),
                        "targets": {"cold_ms": TARGET_MS}, "over_target_cold": over, "rows": rows}, meta)
     print(f"saved {out}")
     return 0

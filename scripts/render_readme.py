@@ -273,6 +273,29 @@ def callbacks(res: Results) -> str:
     return "\n".join(lines) + "\n\n" + res.conditions() + "\n"
 
 
+def set_callbacks(res: Results) -> str:
+    """The callbacks of gene sets, selections and the two-map page at 100,000 wells (make bench-100k)."""
+    cb = res.get("callbacks_wells_100k_sets.json")
+    if not cb:
+        return f"Set, selection and two-map callbacks at 100,000 wells: {MISSING} (run `make bench-100k`).\n\n" \
+            + res.conditions() + "\n"
+    target = cb["targets"]["cold_ms"]
+    lines = [f"Server time of every callback a view with a gene set, a selection and A/B stored fires, then the "
+             f"Sets and Compare pages, on the {cb.get('n_wells', 110_592):,}-well store (in-process; goal: cold "
+             f"under {target} ms; a background callback's row is the request that starts its job):", "",
+             "| page | callback | cold, ms | warm median (max), ms | response |", "|---|---|---:|---:|---:|"]
+    for r in cb["rows"]:
+        name = r["callback"] if not r["callback"].startswith("/") else "layout"
+        name = re.sub(r"@[0-9a-f]{16,}", "", name).replace("|", "/").replace("...", ", ").strip(". ")
+        warm = "–" if r.get("warm_median_ms") is None else f"{r['warm_median_ms']:.0f} ({r['warm_max_ms']:.0f})"
+        bg = " (background job)" if r.get("background") else ""
+        lines.append(f"| {r['page'].split('?')[0]} | {name[:70]}{bg} | {r['cold_ms']:.0f} | {warm} | {_size(r['bytes'])} |")
+    over = [r for r in cb["rows"] if r["cold_ms"] > target]
+    lines += ["", f"Over {target} ms cold: " + (", ".join(f"{r['callback'][:50].strip('.')} ({r['cold_ms']:.0f} ms)" for r in over)
+                                              if over else "none") + "."]
+    return "\n".join(lines) + "\n\n" + res.conditions() + "\n"
+
+
 def mae_blocks(res: Results) -> str:
     mb = res.get("mae_blocks.json")
     if not mb:
@@ -315,7 +338,7 @@ def _size(n: int) -> str:
 
 RENDERERS: dict[str, Callable[[Results], str]] = {
     "scorecard": scorecard, "real-data": real_data, "performance": performance, "callbacks": callbacks,
-    "mae-blocks": mae_blocks}
+    "mae-blocks": mae_blocks, "set-callbacks": set_callbacks}
 
 
 def render(text: str, folder: Path = RESULTS) -> str:
