@@ -38,6 +38,7 @@ from phenomix_dash.selection import (
     umap_caption,
 )
 from phenomix_dash.set_data import MAX_MAP_MEMBERS, member_rows
+from phenomix_dash.wire import frozen_figure
 
 # Styles of a map's box: shown (sharing the row with the other map) or hidden.
 SHOW, HIDE = {"display": "block", "flex": "1 1 0", "minWidth": 0}, {"display": "none"}
@@ -78,6 +79,39 @@ def full_figure(d, level: str, space: str, color: str, point: str | None, sel: s
     return fig
 
 
+@memoize(8, store=True)
+def _frozen_base(d, level: str, space: str, color: str) -> dict:
+    """The full figure of one view with nothing clicked, selected or ringed, ready for the wire
+    (phenomix_dash/wire.py): built and serialised once per process, then copied per call."""
+    return frozen_figure(full_figure(d, level, space, color, None, None, None))
+
+
+def wire_figure(d, level: str, space: str, color: str, point: str | None, sel: str | None,
+                set_key: str | None = None) -> dict:
+    """`full_figure` as the browser receives it, from the cached base: only the clicked ring (trace
+    1), the selection and the set trace are filled in per call (the same values a Patch sends)."""
+    base = _frozen_base(d, level, space, color)
+    fig = {"data": list(base["data"]), "layout": base["layout"]}
+    traces = fig["data"]
+    if point:
+        hi = point_index(d, level, point)
+        if hi is not None:
+            xy = point_coordinates(d, level, space)
+            traces[1] = {**traces[1], "x": [float(xy[hi, 0])], "y": [float(xy[hi, 1])]}
+    picked = _selected_points(d, level, space, sel)
+    if picked is not None:
+        shown = sample_indices(len(point_coordinates(d, level, space)), MAX_POINTS)
+        grey = no_value_trace_index(shown is not None)
+        first, greys = split_positions(picked, drawn_split(colour_spec(d, level, color), shown))
+        traces[0] = {**traces[0], "selectedpoints": first}
+        traces[grey] = {**traces[grey], "selectedpoints": greys}
+    if set_key:
+        k = set_trace_index(d, level, space)
+        ring = member_ring(point_coordinates(d, level, space), _set_rows(d, level, set_key), max_points=MAX_MAP_MEMBERS)
+        traces[k] = {**traces[k], **{prop: _wire(ring[prop]) for prop in ("x", "y", "name", "showlegend")}}
+    return fig
+
+
 def _set_rows(d, level: str, set_key: str | None) -> np.ndarray:
     """Rows of the map's points that belong to the chosen set (none without one)."""
     return member_rows(d, set_key, level) if set_key else np.empty(0, dtype=np.int64)
@@ -107,8 +141,11 @@ def _selected_points(d, level: str, space: str, sel: str | None) -> list[int] | 
 
 
 def map_update(d, level: str, space: str, color: str, point: str | None, sel: str | None,
-               drawn: dict | None, triggers: set[str] | str | None, set_key: str | None = None) -> tuple:
+               drawn: dict | None, triggers: set[str] | str | None, set_key: str | None = None,
+               wire: bool = False) -> tuple:
     """Figures for (raw, aligned), their box styles and what is drawn now.
+
+    ``wire``: full draws as `wire_figure` dicts (what the page sends) instead of go.Figure objects.
 
     ``triggers``: ids of the inputs that changed (several can change at once, e.g. after a level
     switch resets the click and the selection). A figure is redrawn only when it was never drawn at
@@ -123,7 +160,7 @@ def map_update(d, level: str, space: str, color: str, point: str | None, sel: st
             out[s] = no_update
             continue
         if s not in drawn["spaces"]:
-            out[s] = full_figure(d, level, s, color, point, sel, set_key)
+            out[s] = (wire_figure if wire else full_figure)(d, level, s, color, point, sel, set_key)
             continue
         p, changed = Patch(), False
         if MAP_COLOR in triggers and drawn.get("color") != color:

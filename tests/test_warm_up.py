@@ -36,7 +36,7 @@ def test_start_draws_the_map_once_so_the_first_visitor_finds_it_cached(tiny_stor
     warmed = [f.cache_info() for f in caches]
     assert sum(i.currsize for i in warmed) > 0, "nothing was cached at start"
     # The first visitor's view (the page's defaults): every cached step must be a hit, none computed.
-    map_page.map_update(get_data(), *map_page.clean_state(None, None, None)[:3], None, None, None, set())
+    map_page.map_update(get_data(), *map_page.clean_state(None, None, None)[:3], None, None, None, set(), wire=True)
     visited = [f.cache_info() for f in caches]
     recomputed = {f.__name__: v.misses - w.misses for f, w, v in zip(caches, warmed, visited) if v.misses > w.misses}
     assert recomputed == {}, f"the first visitor recomputed {recomputed}"

@@ -196,7 +196,7 @@ def warm_up() -> None:
     hover text are cached per process, and cold they cost ~1 s at a million wells."""
     try:
         d = get_data()
-        map_update(d, *clean_state(None, None, None)[:3], None, None, None, set())
+        map_update(d, *clean_state(None, None, None)[:3], None, None, None, set(), wire=True)
         warm_selections(d)
     except (DataUnavailable, ValueError, KeyError):
         pass  # no store yet: the page says so itself
@@ -214,7 +214,7 @@ def update_maps(level, space, color, point, sel, set_key, drawn):
     try:
         d = get_data()
         return map_update(d, level, space, color, point, sel, drawn, set(ctx.triggered_prop_ids.values()),
-                          clean_set(set_key))
+                          clean_set(set_key), wire=True)
     except (DataUnavailable, ValueError, KeyError, SelectionError) as err:
         empty = {"layout": {"title": {"text": str(err)}}}
         return empty, empty, SHOW, HIDE, None
