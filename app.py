@@ -5,6 +5,7 @@ the serving itself is :mod:`phenomix.serve`) or, for a team, ``gunicorn app:serv
 
 from __future__ import annotations
 
+import os
 import sys
 
 from phenomix.serve import main, parse_args  # noqa: F401  (parse_args: what `python app.py` accepts)
@@ -14,7 +15,10 @@ if __name__ == "__main__":
 else:
     # `gunicorn app:server` imports this module: settings come from PHENOMIX_* variables;
     # gunicorn.conf.py binds 127.0.0.1:8050 by default and warns when exposed without auth.
-    from phenomix_dash import create_app
+    from phenomix_dash import admission, create_app
 
     app = create_app()
     server = app.server
+    # Requests beyond a few computing at once per worker wait their turn, or get a clear 503 with
+    # Retry-After when the wait would be too long (PHENOMIX_MAX_IN_FLIGHT / PHENOMIX_MAX_WAIT).
+    server.wsgi_app = admission.from_env(server.wsgi_app, os.environ)

@@ -1,34 +1,48 @@
 """Bounded load test of the dashboard under gunicorn, on loopback only.
 
     .venv/bin/python benchmarks/load_test.py --store var/store/tiny            # starts gunicorn itself
+    .venv/bin/python benchmarks/load_test.py --store var/store/million --users 200 --duration 60
     .venv/bin/python benchmarks/load_test.py --url http://127.0.0.1:8050       # an already running one
 
-N simulated users (threads, one keep-alive connection each) replay the map, neighbour and heatmap
-callbacks (ids discovered from the app's /_dash-dependencies; the overview's when those pages
-are missing) with input values taken from the pages' own controls, for a fixed time and at most
-a fixed number of requests. Any status other than 200/204, a traceback in a body, or a failed
-connection is an error. Latency percentiles go to benchmarks/results/load_test.json.
+N simulated users (threads, one keep-alive connection each, asking for compressed answers as a
+browser does) replay the map, neighbour and heatmap callbacks (ids discovered from the app's
+/_dash-dependencies; the overview's when those pages are missing) with input values taken from
+the pages' own controls, for a fixed time and at most a fixed number of requests.
+
+A 503 with Retry-After is the server shedding load on purpose (phenomix_dash/admission.py): it is
+counted as "shed", apart from errors. Any other status than 200/204, a traceback in a body, or a
+failed connection is an error. When this script starts gunicorn it keeps its log and counts the
+workers that died or were replaced ("WORKER TIMEOUT", boots beyond the first ones). Latency
+percentiles (answered requests) go to benchmarks/results/load_test_<store>_<users>.json.
 Only 127.0.0.1 / localhost / ::1 are accepted as targets.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import http.client
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import brotli
+
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: benchmarks/ is a package of the checkout
+    sys.path.insert(0, str(REPO))
+
+from benchmarks._gunicorn import free_port, start_gunicorn, wait_ready, worker_events  # noqa: E402,F401
+
 ROUTER = ".._pages_content.children..._pages_store.data.."
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # (label, a fragment of the callback's output key, the page that holds its controls)
@@ -37,6 +51,7 @@ TARGETS = [("map", "map-raw-figure.figure", "/map"),
            ("heatmap", "similarity-heatmap.figure", "/similarity")]
 FALLBACK = [("overview-plate", "overview-plate-figure.figure", "/"),
             ("overview-well", "overview-images.children", "/")]
+BROWSER_ENCODINGS = "gzip, deflate, br"  # what Chromium and Firefox offer (zstd aside)
 
 
 # -- Dash request bodies -------------------------------------------------------------------------
@@ -99,6 +114,7 @@ class Client:
         self.host, self.port, self.timeout = host, port, timeout
         self.headers = headers or {}
         self.conn: http.client.HTTPConnection | None = None
+        self.last_retry_after: str | None = None  # the last answer's Retry-After header
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         data = None if body is None else json.dumps(body).encode()
@@ -109,7 +125,8 @@ class Client:
             try:
                 self.conn.request(method, path, body=data, headers=headers)
                 resp = self.conn.getresponse()
-                return resp.status, resp.read()
+                self.last_retry_after = resp.getheader("Retry-After")
+                return resp.status, decoded(resp.read(), resp.getheader("Content-Encoding"))
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self.close()
                 if attempt:
@@ -120,6 +137,21 @@ class Client:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+def decoded(raw: bytes, encoding: str | None) -> bytes:
+    """A body sent with Content-Encoding gzip, deflate or br, uncompressed (the client pays for it
+    as a browser does, and the traceback check reads the text)."""
+    enc = (encoding or "").strip().lower()
+    if enc in ("", "identity"):
+        return raw
+    if enc == "gzip":
+        return gzip.decompress(raw)
+    if enc == "deflate":
+        return zlib.decompress(raw)
+    if enc == "br":
+        return brotli.decompress(raw)
+    raise ValueError(f"unexpected Content-Encoding {encoding!r}")
 
 
 # -- discovery -----------------------------------------------------------------------------------
@@ -240,6 +272,7 @@ def run_load(host: str, port: int, targets: list[dict], users: int, duration: fl
     lock = threading.Lock()
     results: dict[str, list[float]] = {t["label"]: [] for t in targets}
     errors: list[str] = []
+    shed: dict[str, list[float]] = {t["label"]: [] for t in targets}
     sent = [0]
     deadline = time.monotonic() + duration
 
@@ -260,16 +293,19 @@ def run_load(host: str, port: int, targets: list[dict], users: int, duration: fl
                 changed = [f"{changed_key[0]}.{changed_key[1]}"] if changed_key else None
                 body = build_payload(t["callback"], values, changed)
                 t0 = time.perf_counter()
+                status = None
                 try:
                     status, raw = client.request("POST", "/_dash-update-component", body)
                     ok = status in (200, 204) and b"Traceback" not in raw
                     why = f"{t['label']}: HTTP {status} {raw[:200]!r}"
-                except (OSError, http.client.HTTPException) as err:
+                except (OSError, http.client.HTTPException, ValueError) as err:
                     ok, why = False, f"{t['label']}: {type(err).__name__}: {err}"
                 dt = time.perf_counter() - t0
                 with lock:
                     if ok:
                         results[t["label"]].append(dt)
+                    elif status == 503 and client.last_retry_after is not None:
+                        shed[t["label"]].append(dt)
                     else:
                         errors.append(why)
                 if think[1] > 0:
@@ -292,38 +328,19 @@ def run_load(host: str, port: int, targets: list[dict], users: int, duration: fl
                 "mean_ms": statistics.fmean(ms) if ms else None}
 
     everything = [x for xs in results.values() for x in xs]
-    return {"wall_s": round(wall, 1), "requests": len(everything) + len(errors), "errors": len(errors),
-            "error_examples": errors[:5], "throughput_rps": round((len(everything) + len(errors)) / wall, 1),
+    shed_s = [x for xs in shed.values() for x in xs]
+    n_all = len(everything) + len(errors) + len(shed_s)
+    return {"wall_s": round(wall, 1), "requests": n_all, "answered": len(everything), "errors": len(errors),
+            "error_examples": errors[:5], "shed": len(shed_s), "shed_per_callback": {k: len(v) for k, v in shed.items()},
+            "shed_wait_ms_max": round(max(shed_s) * 1000, 1) if shed_s else None,
+            "throughput_rps": round(n_all / wall, 1), "answered_rps": round(len(everything) / wall, 1),
             "overall": stats(everything), "per_callback": {k: stats(v) for k, v in results.items()}}
 
 
-# -- the server ----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_gunicorn(store: Path, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "PHENOMIX_STORE": str(store), "PHENOMIX_HOST": "127.0.0.1", "PHENOMIX_PORT": str(port),
-           "PHENOMIX_WORKERS": str(workers), "PHENOMIX_ACCESS_LOG": "", "PYTHONPATH": str(REPO)}
-    env.pop("PHENOMIX_AUTH_FILE", None)
-    env.pop("PHENOMIX_TRUST_HEADER", None)
-    return subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "app:server"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def wait_ready(host: str, port: int, timeout: float = 120.0) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            status, _ = Client(host, port, timeout=5).request("GET", "/")
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"the dashboard on {host}:{port} did not answer within {timeout:.0f} s")
+def result_path(store_name: str, users: int) -> Path:
+    """benchmarks/results/load_test_<store>_<users>.json: one file per store and user count, so the
+    50- and 200-user runs on one store sit side by side."""
+    return REPO / "benchmarks" / "results" / f"load_test_{store_name}_{users}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,18 +352,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-requests", type=int, default=100_000, help="stop after this many requests in all")
     p.add_argument("--think", type=float, nargs=2, default=(0.2, 1.0), metavar=("MIN", "MAX"),
                    help="seconds a user waits between requests (uniform; 0 0: back to back)")
-    p.add_argument("--workers", type=int, default=4, help="gunicorn workers when this script starts it")
+    p.add_argument("--workers", type=int, default=None,
+                   help="gunicorn workers when this script starts it (default: gunicorn.conf.py's)")
     p.add_argument("--auth-header", default=None, help="'Name: value' sent with every request (trusted-header auth)")
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "load_test.json")
+    p.add_argument("--accept-encoding", default=BROWSER_ENCODINGS,
+                   help=f"Accept-Encoding sent, as a browser does (default {BROWSER_ENCODINGS!r}; '' for none)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="result file (default benchmarks/results/load_test_<store>_<users>.json)")
+    p.add_argument("--server-log", type=Path, default=None,
+                   help="gunicorn's log when this script starts it (default: next to --out, .log)")
     a = p.parse_args(argv)
     if not (1 <= a.users <= 500 and 0 < a.duration <= 600 and a.max_requests >= 1):
         p.error("--users 1-500, --duration 1-600 s, --max-requests >= 1")
-    headers = dict([tuple(x.strip() for x in a.auth_header.split(":", 1))]) if a.auth_header else None
+    headers = dict([tuple(x.strip() for x in a.auth_header.split(":", 1))]) if a.auth_header else {}
+    if a.accept_encoding:
+        headers["Accept-Encoding"] = a.accept_encoding
     sys.path.insert(0, str(REPO))
     from benchmarks._meta import save_result, start_run
 
     meta = start_run(repeats=1, warmup=0, users=a.users, duration_s=a.duration)
-    server, store = None, None
+    server, store, log, ready_s = None, None, None, None
     if a.url:
         parts = urlsplit(a.url)
         host, port = parts.hostname or "", parts.port or 80
@@ -357,10 +382,16 @@ def main(argv: list[str] | None = None) -> int:
         store = a.store or home / "store" / "tiny"
         if not (store / "STORE.json").exists():
             p.error(f"{store}: no artifact store (build one: python -m precompute demo --screen tiny)")
+    store_name = store.resolve().name if store is not None else "url"
+    out = a.out or result_path(store_name, a.users)
+    if store is not None:
+        log = a.server_log or out.with_suffix(".log")
         host, port = "127.0.0.1", free_port()
-        server = start_gunicorn(store, port, a.workers)
+        t0 = time.monotonic()
+        server = start_gunicorn(store, port, a.workers, log=log)
     try:
         wait_ready(host, port)
+        ready_s = round(time.monotonic() - t0, 1) if server is not None else None
         targets = discover(Client(host, port, headers=headers))
         for t in targets:
             print(f"target {t['label']}: {t['callback']['output'][:80]}  "
@@ -370,26 +401,35 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.terminate()
             try:
-                server.wait(timeout=30)
+                server.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 server.kill()
+    events = worker_events(log.read_text(errors="replace")) if log is not None else None
     result.update({
-        "users": a.users, "duration_s": a.duration, "think_s": list(a.think), "max_requests": a.max_requests,
-        "server": "gunicorn gthread" if server is not None else a.url, "workers": a.workers if server else None,
+        "store_name": store_name, "users": a.users, "duration_s": a.duration, "think_s": list(a.think),
+        "max_requests": a.max_requests, "accept_encoding": a.accept_encoding or None,
+        "server": "gunicorn gthread (gunicorn.conf.py)" if server is not None else a.url,
+        # from gunicorn's log: workers x threads it ran, and any worker that died or was replaced
+        "workers": events["workers"] if events else None, "worker_events": events,
+        "first_answer_after_start_s": ready_s, "server_log": str(log) if log else None,
         # the store served: known when this script started the server; for --url, whatever that one serves
         "store": str(store.resolve()) if store is not None else None, "url": a.url,
         "targets": {t["label"]: t["callback"]["output"] for t in targets},
     })
-    save_result(a.out, result, meta)
+    save_result(out, result, meta)
     o = result["overall"]
     print(f"{result['requests']} requests in {result['wall_s']} s ({result['throughput_rps']}/s), "
-          f"{result['errors']} errors; p50 {o['p50_ms']:.0f} ms, p95 {o['p95_ms']:.0f} ms, p99 {o['p99_ms']:.0f} ms"
-          if o["requests"] else f"{result['errors']} errors, no successful request")
+          f"{result['errors']} errors, {result['shed']} shed (503); p50 {o['p50_ms']:.0f} ms, "
+          f"p95 {o['p95_ms']:.0f} ms, p99 {o['p99_ms']:.0f} ms" if o["requests"]
+          else f"{result['errors']} errors, {result['shed']} shed, no request answered")
     for k, v in result["per_callback"].items():
         if v["requests"]:
             print(f"  {k:<16}{v['requests']:>6}  p50 {v['p50_ms']:.0f}  p95 {v['p95_ms']:.0f}  p99 {v['p99_ms']:.0f} ms")
-    print(f"-> {a.out}")
-    return 0 if result["errors"] == 0 else 1
+    if events:
+        print(f"workers: {events}")
+    print(f"-> {out}")
+    died = events and (events["worker_timeouts"] or events["worker_killed"] or events["worker_exited_abnormally"])
+    return 0 if result["errors"] == 0 and not died else 1
 
 
 if __name__ == "__main__":

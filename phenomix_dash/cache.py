@@ -9,7 +9,8 @@ at the same time in several threads and several gunicorn workers. `memoize` answ
   cheap-to-keep or unpicklable objects (memory maps, the data reader, figure traces);
 - **disk tier** (``disk=True``): a size-bounded `diskcache.Cache` folder shared by every worker
   process, for costly picklable results (figure dicts, tables, texts), so one worker's work
-  serves the others and survives a worker being recycled.
+  serves the others and survives a worker being recycled. A key missing on disk is computed by
+  one process at a time: the others wait for its result (an expiring claim in the same folder).
 
 A function memoized with ``store=True`` takes the data reader (``PhenomixData``) as its first
 argument; its key holds the store's identity (path, run, the run's stage keys and finish time,
@@ -26,6 +27,7 @@ import json
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -111,6 +113,40 @@ def configure_disk(directory: str | Path | None = None, size_limit: int = DISK_L
 def disk_cache() -> Any:
     """The shared `diskcache.Cache` (opened at `default_disk_dir` on first use if not configured)."""
     return _disk if _disk is not None else configure_disk()
+
+
+# -- one process computes a key at a time ---------------------------------------------------------
+
+CLAIM_WAIT_S = 120.0  # the longest a process waits for another's result before computing it itself
+CLAIM_POLL_S = 0.05
+
+
+def _claim_key(dkey: str) -> str:
+    return f"computing:{dkey}"
+
+
+def _claim(cache: Any, dkey: str) -> bool:
+    """Claim ``dkey`` for this process (atomic across processes); the claim expires by itself, so a
+    worker killed while computing does not block the others for longer than CLAIM_WAIT_S."""
+    try:
+        return bool(cache.add(_claim_key(dkey), os.getpid(), expire=CLAIM_WAIT_S))
+    except Exception as err:  # the shared tier unusable: compute here, as without it
+        log.warning("shared cache claim failed, computing here: %r", err)
+        return True
+
+
+def _claimed(cache: Any, dkey: str) -> bool:
+    try:
+        return _claim_key(dkey) in cache
+    except Exception:
+        return False
+
+
+def _release(cache: Any, dkey: str) -> None:
+    try:
+        cache.delete(_claim_key(dkey))
+    except Exception as err:
+        log.warning("shared cache claim not released (it expires by itself): %r", err)
 
 
 # -- values handed out to many callers ----------------------------------------------------------
@@ -201,20 +237,47 @@ class Memo:
             return freeze(self.fn(*args, **kwargs))
         dkey = self.disk_key(key)
         cache = disk_cache()
+        value = self._read(cache, dkey)
+        if value is _MISSING:
+            # One process computes a key at a time: the others wait for its result on disk rather
+            # than burn the same CPU (4 workers warming the same table at once, measured at the
+            # million store, took minutes on 2 cores).
+            claimed = _claim(cache, dkey)
+            try:
+                if not claimed:
+                    value = self._await_other(cache, dkey)
+                if value is _MISSING:
+                    value = freeze(self.fn(*args, **kwargs))
+                    try:
+                        cache.set(dkey, value)
+                    except Exception as err:  # unpicklable or disk full: still served from memory
+                        log.warning("result of %s not kept in the shared cache: %r", self.name, err)
+                    return value
+            finally:
+                if claimed:
+                    _release(cache, dkey)
+        self.disk_hits += 1
+        return freeze(value)
+
+    def _read(self, cache: Any, dkey: str) -> Any:
         try:
-            value = cache.get(dkey, default=_MISSING)
+            return cache.get(dkey, default=_MISSING)
         except Exception as err:  # an unreadable entry (e.g. written by other library versions): a miss
             log.warning("shared cache entry of %s unreadable, recomputing: %r", self.name, err)
-            value = _MISSING
-        if value is not _MISSING:
-            self.disk_hits += 1
-            return freeze(value)
-        value = freeze(self.fn(*args, **kwargs))
-        try:
-            cache.set(dkey, value)
-        except Exception as err:  # unpicklable or disk full: still served from memory
-            log.warning("result of %s not kept in the shared cache: %r", self.name, err)
-        return value
+            return _MISSING
+
+    def _await_other(self, cache: Any, dkey: str) -> Any:
+        """Another process computes ``dkey``: its result once on disk; _MISSING when that process
+        gave up (its claim vanished or expired) or CLAIM_WAIT_S passed, and this one computes."""
+        deadline = time.monotonic() + CLAIM_WAIT_S
+        while time.monotonic() < deadline:
+            time.sleep(CLAIM_POLL_S)
+            value = self._read(cache, dkey)
+            if value is not _MISSING:
+                return value
+            if not _claimed(cache, dkey):
+                return self._read(cache, dkey)  # written just before the claim was released
+        return _MISSING
 
     def disk_key(self, key: Hashable) -> str:
         """The disk tier's key: this function, the code version and the call's key, hashed."""

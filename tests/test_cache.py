@@ -253,3 +253,43 @@ def test_a_result_the_disk_tier_cannot_keep_is_still_served(tmp_path, disk):
 
     assert unpicklable(1)() == 1 and unpicklable(1)() == 1
     assert unpicklable.cache_info().misses == 1
+
+
+def test_a_key_another_process_is_computing_is_awaited_not_recomputed(disk, monkeypatch):
+    """Workers share what is expensive: while another process holds the claim on a key, this one
+    waits for that process's result on disk instead of computing it too."""
+    monkeypatch.setattr(cache, "CLAIM_POLL_S", 0.01)
+    calls = []
+
+    @memoize(4, disk=True)
+    def costly(k: int) -> int:
+        calls.append(k)
+        return k * 10
+
+    dkey = costly.disk_key(costly.key(3))
+    disk.add(cache._claim_key(dkey), 999_999, expire=60)  # "another worker" is computing key 3
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(costly(3)))
+    waiter.start()
+    time.sleep(0.2)
+    assert waiter.is_alive() and not calls  # waiting, not computing
+    disk.set(dkey, 30)  # the other worker's result arrives
+    disk.delete(cache._claim_key(dkey))
+    waiter.join(5)
+    assert got == [30] and calls == [] and costly.cache_info().disk_hits == 1
+
+
+def test_a_claim_given_up_without_a_result_lets_the_waiter_compute(disk, monkeypatch):
+    monkeypatch.setattr(cache, "CLAIM_POLL_S", 0.01)
+
+    @memoize(4, disk=True)
+    def costly(k: int) -> int:
+        return k + 1
+
+    dkey = costly.disk_key(costly.key(5))
+    disk.add(cache._claim_key(dkey), 999_999, expire=0.3)  # a worker killed while computing
+    t0 = time.monotonic()
+    assert costly(5) == 6 and costly.cache_info().misses == 1
+    assert time.monotonic() - t0 < 5
+    assert cache._claim_key(dkey) not in disk  # this process's own claim is released
+    assert disk.get(dkey) == 6
