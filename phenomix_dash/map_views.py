@@ -30,7 +30,7 @@ from phenomix_dash.selection import (
     SelectionError,
     colour_spec,
     encode_region,
-    hover_texts,
+    drawn_hover_texts,
     point_coordinates,
     point_index,
     region_from_selected_data,
@@ -63,7 +63,7 @@ def full_figure(d, level: str, space: str, color: str, point: str | None, sel: s
     title = {"raw": "Raw embeddings", "aligned": f"Aligned ({d.primary_align.upper()})"}[space]
     if level == "perturbations":
         title = "Perturbations (aggregated aligned embeddings)"
-    fig = embedding_figure(xy, spec, hover_text=hover_texts(d, level), title=title, highlight=hi,
+    fig = embedding_figure(xy, spec, hover_text=drawn_hover_texts(d, level), title=title, highlight=hi,
                            unit="wells" if level == "wells" else "perturbations",
                            density=_density(d, level, space) if sample_indices(len(xy), MAX_POINTS) is not None else None,
                            notes=(umap_caption(d, level, space),))
@@ -214,9 +214,7 @@ def _patch_colour(p: Patch, d, level: str, space: str, old: str | None, color: s
     except (ValueError, KeyError):  # the old colouring is not one of this level's
         same = False
     grey = no_value_trace_index(shown is not None)
-    hover = None if same else hover_texts(d, level)
-    if hover is not None and shown is not None:
-        hover = hover[shown]
+    hover = None if same else drawn_hover_texts(d, level)
     valued, missing = point_traces(xy if shown is None else xy[shown], spec, shown, hover,
                                    marker_size(len(xy) if shown is None else len(shown)))
     valued["marker"] = {**valued["marker"], "color": typed_array(valued["marker"]["color"])}

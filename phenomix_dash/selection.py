@@ -247,6 +247,27 @@ def hover_texts(d: Any, level: str) -> np.ndarray:
     """One short hover text per point (well position, plate, perturbation). Kept terse on purpose:
     at 100,000 wells every character here is 100 kB of the first page load. An object array (read-only
     once cached), which plotly accepts without checking every item."""
+    return _hover_for(d, level, None)
+
+
+@memoize(4, store=True, disk=True)
+def drawn_hover_texts(d: Any, level: str) -> np.ndarray:
+    """`hover_texts` of the points a map draws only (`sample_indices` rows when it samples): at a
+    million wells the map shows 50,000, and texts for all the others cost ~10 s at start."""
+    from phenomix_dash.figures.map import MAX_POINTS, sample_indices
+
+    n = len(d.wells) if level == "wells" else len(d.perturbations())
+    return _hover_for(d, level, sample_indices(n, MAX_POINTS))
+
+
+def _col(table: pd.DataFrame, name: str, rows: np.ndarray | None) -> list:
+    """A column as a Python list (iterating a pandas string array item by item is ~5x slower)."""
+    col = table[name]
+    return (col if rows is None else col.iloc[rows]).tolist()
+
+
+def _hover_for(d: Any, level: str, rows: np.ndarray | None) -> np.ndarray:
+    """Hover texts of ``rows`` (None: every row) of the level's table."""
     _check_level(level)
     t = _SHORT_TYPE
     if level == "wells":
@@ -257,12 +278,14 @@ def hover_texts(d: Any, level: str) -> np.ndarray:
         named = {(ty, pe): name_and_id(nm, pe) for ty, pe, nm in
                  zip(en["perturbation_type"], en["perturbation"], en["name"], strict=True) if isinstance(nm, str)}
         return _objects(f"{wl} · plate {p}<br>{named.get((ty, pe), pe) if named else pe} ({t.get(ty, ty)})"
-                        for wl, p, pe, ty in zip(w["well"], w["plate"], w["perturbation"], w["perturbation_type"], strict=True))
+                        for wl, p, pe, ty in zip(*(_col(w, c, rows) for c in ("well", "plate", "perturbation",
+                                                                               "perturbation_type")), strict=True))
     p = named_perturbations(d)
-    conc = p["concentration_um"] if "concentration_um" in p.columns else pd.Series(np.nan, index=p.index)
+    if "concentration_um" not in p.columns:
+        p = p.assign(concentration_um=np.nan)
     return _objects(f"{name_and_id(nm, pe)}{f' @ {c:g} µM' if pd.notna(c) else ''} ({t.get(ty, ty)})<br>{n} wells"
-                    for pe, nm, ty, c, n in zip(p["perturbation"], p["name"], p["perturbation_type"], conc, p["n_wells"],
-                                                strict=True))
+                    for pe, nm, ty, c, n in zip(*(_col(p, c, rows) for c in ("perturbation", "name", "perturbation_type",
+                                                                             "concentration_um", "n_wells")), strict=True))
 
 
 def _objects(items: Any) -> np.ndarray:
