@@ -20,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_info, threadpool_limits
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +217,22 @@ def tvn_on_controls(
     n_ctrl = int(is_control.sum())
     if n_ctrl < 2:
         raise AlignmentError(f"TVN needs at least 2 control wells in the screen, got {n_ctrl}")
+    # The statistics are d x d work on the controls: single-threaded BLAS, because on a shared
+    # machine two BLAS threads spin-waiting on each other make eigh and the Gram products 5-10x
+    # slower, and single-threaded they cost little. Only the one pass over every well is threaded.
+    with threadpool_limits(limits=1, user_api="blas"):
+        maps = _tvn_maps(emb, is_control, batches, reg, fallback)
+    out = np.empty((emb.shape[0], maps[0][1].shape[1]), dtype=_out_dtype(emb))
+    _apply_affines(emb, maps, out)
+    return out
+
+
+def _tvn_maps(
+    emb: np.ndarray, is_control: np.ndarray, batches: np.ndarray | None, reg: float, fallback: str
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """TVN's steps (a)-(d) fitted on the controls as one (rows, matrix, offset) affine map per batch."""
     ctrl_x = emb[is_control].astype(np.float64)
+    n_ctrl = ctrl_x.shape[0]
 
     # (a) screen-wide scaling on controls
     mu1, s1 = _scaler_stats(ctrl_x)
@@ -243,17 +259,16 @@ def tvn_on_controls(
     # Fused affine map for steps (a)-(c): y = x @ A + b
     a_mat = (comps / s1[None, :]).T / s2[None, :]
     b_vec = ((-mu1 / s1) @ comps.T - pca_mean @ comps.T - mu2) / s2
-    out = np.empty((emb.shape[0], a_mat.shape[1]), dtype=_out_dtype(emb))
     if batches is None:
-        _apply_affine(emb, np.arange(emb.shape[0]), a_mat, b_vec, out)
-        return out
+        return [(np.arange(emb.shape[0]), a_mat, b_vec)]
 
-    # (d) per-batch CORAL-style whitening
+    # (d) per-batch CORAL-style whitening, folded into the map: each well is multiplied once
     eye = reg * np.eye(a_mat.shape[1])
     ctrl_rows = np.flatnonzero(is_control)
     pos_of_ctrl = np.full(emb.shape[0], -1)
     pos_of_ctrl[ctrl_rows] = np.arange(ctrl_rows.size)
     pooled = None
+    maps = []
     for label, rows in _batch_groups(batches, emb.shape[0]):
         ctrl_in_batch = pos_of_ctrl[rows[is_control[rows]]]
         if ctrl_in_batch.size < 2:
@@ -274,27 +289,46 @@ def tvn_on_controls(
         else:
             cov = np.cov(ctrl_c[ctrl_in_batch], rowvar=False, ddof=1) + eye
             w = _inv_sqrt_psd(cov, f"batch '{label}' control covariance ({ctrl_in_batch.size} controls)")
-        _apply_affine(emb, rows, a_mat @ w, b_vec @ w, out)
-    return out
+        maps.append((rows, a_mat @ w, b_vec @ w))
+    return maps
 
 
 def _apply_affine(emb: np.ndarray, rows: np.ndarray, m: np.ndarray, off: np.ndarray, out: np.ndarray) -> None:
-    """out[rows] = emb[rows] @ m + off, in chunks (bounded working copy).
+    """out[rows] = emb[rows] @ m + off (one batch's map; see :func:`_apply_affines`)."""
+    _apply_affines(emb, [(rows, m, off)], out)
+
+
+def _apply_affines(emb: np.ndarray, maps: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out: np.ndarray) -> None:
+    """out[rows] = emb[rows] @ m + off for every (rows, m, off), in 65,536-row blocks.
 
     The matrices are always fitted in float64. A float32 input is multiplied in float32: this
     matmul is the whole cost at screen scale, float32 halves it, and the result is stored as
     float32 anyway; the rounding it adds (~1e-6 relative) is that of the float32 input itself.
+
+    The blocks run on as many Python threads as the BLAS pool has (OMP_NUM_THREADS), each block
+    a single-threaded matmul: on a shared, oversubscribed machine BLAS's own threads spin-wait
+    on each other, while whole independent blocks never wait. The blocks are the same 65,536-row
+    blocks as always (the matmul's row blocking sets float32 rounding), so stored alignments stay
+    byte-identical.
     """
     work = np.float32 if emb.dtype == np.float32 else np.float64
-    m, off = m.astype(work), off.astype(work)
-    # One reused result buffer, the offset added in place, and rows that are one contiguous range
-    # (batches in row order) skip the gather and the scatter. The 65,536-row chunk is kept: the
-    # matmul's row blocking sets float32 rounding, so stored alignments stay byte-identical.
     step = 65536
-    res = np.empty((min(step, rows.size), m.shape[1]), dtype=work)
-    contiguous = rows.size > 0 and rows[-1] - rows[0] == rows.size - 1 and bool((np.diff(rows) == 1).all())
-    for lo in range(0, rows.size, step):
-        chunk = rows[lo : lo + step]
+    tasks = []
+    for rows, m, off in maps:
+        m, off = m.astype(work), off.astype(work)
+        # rows that are one contiguous range (batches in row order) skip the gather and the scatter
+        contiguous = rows.size > 0 and rows[-1] - rows[0] == rows.size - 1 and bool((np.diff(rows) == 1).all())
+        tasks += [(rows[lo : lo + step], m, off, contiguous) for lo in range(0, rows.size, step)]
+    if not tasks:
+        return
+    width = tasks[0][1].shape[1]
+    buffers: dict[int, np.ndarray] = {}  # one reused result block per worker thread
+
+    def block(task: tuple[np.ndarray, np.ndarray, np.ndarray, bool]) -> None:
+        chunk, m, off, contiguous = task
+        import threading
+
+        res = buffers.setdefault(threading.get_ident(), np.empty((step, width), dtype=work))
         part = res[: chunk.size]
         if contiguous:
             src = emb[chunk[0] : chunk[-1] + 1]
@@ -306,6 +340,23 @@ def _apply_affine(emb: np.ndarray, rows: np.ndarray, m: np.ndarray, off: np.ndar
             out[chunk[0] : chunk[-1] + 1] = part
         else:
             out[chunk] = part
+
+    threads = min(_blas_threads(), len(tasks))
+    with threadpool_limits(limits=1, user_api="blas"):
+        if threads <= 1:
+            for task in tasks:
+                block(task)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(block, tasks))  # list(): re-raises a worker's exception here
+
+
+def _blas_threads() -> int:
+    """The BLAS pool's size as configured (OMP_NUM_THREADS or the cores), read outside any limit."""
+    sizes = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return max(sizes, default=1)
 
 
 # --------------------------------------------------------------------------- spherize (pycytominer)
@@ -371,18 +422,20 @@ def spherize(
     if method not in ("ZCA", "PCA", "ZCA-cor", "PCA-cor"):
         raise ValueError(f"spherize method must be ZCA, PCA, ZCA-cor or PCA-cor, got {method!r}")
     emb, is_control, batches = _check_inputs(emb, is_control, batches)
+    maps = []
+    with threadpool_limits(limits=1, user_api="blas"):  # d x d statistics: see tvn_on_controls
+        for label, rows in _batch_groups(batches, emb.shape[0]):
+            ctrl = rows[is_control[rows]]
+            if ctrl.size < 2:
+                raise AlignmentError(f"batch '{label}' has {ctrl.size} control well(s); spherize needs at least 2")
+            try:
+                mean, scale, w = _sphering_matrix(emb[ctrl].astype(np.float64), epsilon, method)
+            except AlignmentError as err:
+                raise AlignmentError(f"batch '{label}': {err}") from None
+            # fold centring and scaling into one affine map: ((x - mean) / scale) @ w = x @ m + off
+            maps.append((rows, w / scale[:, None], -(mean / scale) @ w))
     out = np.empty(emb.shape, dtype=_out_dtype(emb))
-    for label, rows in _batch_groups(batches, emb.shape[0]):
-        ctrl = rows[is_control[rows]]
-        if ctrl.size < 2:
-            raise AlignmentError(f"batch '{label}' has {ctrl.size} control well(s); spherize needs at least 2")
-        try:
-            mean, scale, w = _sphering_matrix(emb[ctrl].astype(np.float64), epsilon, method)
-        except AlignmentError as err:
-            raise AlignmentError(f"batch '{label}': {err}") from None
-        # fold centring and scaling into one affine map: ((x - mean) / scale) @ w = x @ m + off
-        m = w / scale[:, None]
-        _apply_affine(emb, rows, m, -(mean / scale) @ w, out)
+    _apply_affines(emb, maps, out)
     return out
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from precompute.align import (
     AlignmentError,
-    _apply_affine,
+    _apply_affines,
     _batch_groups,
     _check_inputs,
     _flip_signs,
@@ -110,8 +110,8 @@ def pca_tvn(
         comps = comps[:k]
     # standardise-then-project is one affine map per batch: x @ (comps.T / scale) - (mean / scale + mu) @ comps.T
     reduced = np.empty((n, k))
-    for rows, mean, scale in stats:
-        _apply_affine(emb, rows, comps.T / scale[:, None], -(mean / scale + mu) @ comps.T, reduced)
+    _apply_affines(emb, [(rows, comps.T / scale[:, None], -(mean / scale + mu) @ comps.T)
+                         for rows, mean, scale in stats], reduced)
     out = tvn_on_controls(reduced, is_control, batches, reg=reg, fallback=fallback)
     info = {"recipe": "pca_tvn", "pca_components": k, "input_dim": d,
             "n_components_rule": "auto" if n_components == "auto" else "given"}

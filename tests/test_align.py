@@ -261,3 +261,19 @@ def test_unregularised_tvn_with_too_few_controls_says_so():
     with pytest.raises(AlignmentError, match=r"batch 'batch0' control covariance \(5 controls\)"):
         tvn_on_controls(x, ctrl, batches, reg=0.0)
     assert np.isfinite(tvn_on_controls(x, ctrl, batches)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_alignment_bytes_do_not_depend_on_the_thread_count(dtype):
+    """A rerun with another OMP_NUM_THREADS writes the same aligned embeddings, bit for bit: the
+    fitted statistics run on one BLAS thread and the wells are multiplied in the same blocks."""
+    from threadpoolctl import threadpool_limits
+
+    x, ctrl, batches = gaussian_screen(n=70_000, d=24, n_batches=3, seed=5)
+    x = x.astype(dtype)
+    runs = {}
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            runs[threads] = (tvn_on_controls(x, ctrl, batches), spherize(x, ctrl, batches))
+    for one, two in zip(runs[1], runs[2], strict=True):
+        assert one.tobytes() == two.tobytes()

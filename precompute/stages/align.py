@@ -34,7 +34,9 @@ def run(ctx: StageContext, target: Target) -> str:
     return ctx.runner.run_stage("align", f"{target.embedder}/{method}", cfg, {"embed": embed_key}, compute)
 
 
-STAGE = register(Stage(name="align", version="2", after="embed", inputs=("embed",), outputs={"embeddings": "array"},
+STAGE = register(Stage(name="align", version="3", after="embed", inputs=("embed",), outputs={"embeddings": "array"},
                        run=run, scope="embedder x align",
                        description="aligned well embeddings float32, per embedder and method"))
 # version 2: float32 embeddings are multiplied in float32 (TVN, spherize, the PCA-TVN projection).
+# version 3: the d x d statistics (eigh, covariances) on single-threaded BLAS: the bytes no longer depend
+# on the thread count (they equal version 2 run with one thread; with two, the last bits differed).
