@@ -4,11 +4,17 @@ UMAP (umap-learn) is fitted on at most ``sample`` points; every other point is p
 membership-weighted mean of its ``n_neighbors`` nearest fitted points (UMAP's own fuzzy
 weights from its search index: exactly the starting position of ``UMAP.transform``), without
 the 30 epochs of layout refinement ``transform`` then runs. That refinement was 85% of the cost
-(about 200 s per 900,000 points here) and only moves points locally; for a map drawn as a
-density plus a sample it changes nothing visible, and a million-well screen now costs a fitted
-sample plus a nearest-neighbour query. ``random_state`` is fixed so a
-rerun writes identical coordinates (umap-learn then runs single-threaded: determinism matters
-more here than speed, because artifacts are compared byte for byte after a crash and rerun).
+(about 200 s per 900,000 points here) and, measured, lowers neighbour preservation rather than
+raising it.
+
+A fit on more than ``2 * init_sample`` points starts from a layout rather than from UMAP's
+spectral initialisation: ``init_sample`` of them are fitted as usual, the others placed as
+above, and that layout is the ``init`` of the full fit, which then runs its usual epochs over
+the whole neighbour graph. The spectral initialisation of a large graph is most of a plain
+fit's cost, and the epochs from a placed layout reach the plain fit's neighbour preservation
+(benchmarks/bench_umap_placement.py). ``random_state`` is fixed so a rerun writes identical
+coordinates (umap-learn then runs single-threaded: determinism matters more here than speed,
+because artifacts are compared byte for byte after a crash and rerun).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ def pca_reduce(x: np.ndarray, n_components: int = 50, *, seed: int = 0, fit_rows
     return pca.transform(x).astype(np.float32)
 
 
+INIT_SAMPLE = 5_000  # points fitted plainly to lay out the start of a larger fit
+
+
 def umap_2d(
     x: np.ndarray,
     *,
@@ -42,31 +51,58 @@ def umap_2d(
     metric: str = "cosine",
     sample: int = 100_000,
     seed: int = 0,
+    init_sample: int = INIT_SAMPLE,
 ) -> np.ndarray:
     """(n, d) -> (n, 2) float32 UMAP coordinates; fit on a seeded sample when n > sample."""
-    import umap  # heavy import (numba JIT); only precompute ever pays for it
-
     n = x.shape[0]
     if n < 4:
         return np.zeros((n, 2), dtype=np.float32)
-    nn = int(min(n_neighbors, n - 1))
-    reducer = umap.UMAP(n_neighbors=nn, min_dist=min_dist, metric=metric, random_state=seed, n_components=2)
+    opts = dict(n_neighbors=int(min(n_neighbors, n - 1)), min_dist=min_dist, metric=metric, seed=seed)
     with warnings.catch_warnings():
         # umap warns that random_state disables parallelism: that is the point (reproducible artifacts).
         warnings.filterwarnings("ignore", message=".*n_jobs.*")
         warnings.filterwarnings("ignore", category=UserWarning, module="umap")
         if n <= sample:
-            return reducer.fit_transform(x).astype(np.float32)
-        rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(n, size=sample, replace=False))
-        log.info("UMAP: fitting on %d of %d points, transforming the rest", sample, n)
-        out = np.empty((n, 2), dtype=np.float32)
-        out[idx] = reducer.fit_transform(x[idx])
-        rest = np.setdiff1d(np.arange(n), idx)
-        for start in range(0, len(rest), 200_000):
-            chunk = rest[start:start + 200_000]
-            out[chunk] = place_by_neighbours(reducer, x[chunk])
-        return out
+            return _fit(x, init_sample=init_sample, **opts).embedding_.astype(np.float32)
+        idx = _seeded_sample(n, sample, seed)
+        log.info("UMAP: fitting on %d of %d points, placing the rest", sample, n)
+        reducer = _fit(x[idx], init_sample=init_sample, **opts)
+        return _fill_by_placing(reducer, x, idx)
+
+
+def _seeded_sample(n: int, size: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def _fit(x: np.ndarray, *, n_neighbors: int, min_dist: float, metric: str, seed: int, init_sample: int):
+    """A fitted umap.UMAP on all of ``x``; above ``2 * init_sample`` points its start is a placed
+    layout (see the module's docstring) instead of the spectral initialisation."""
+    import umap  # heavy import (numba JIT); only precompute ever pays for it
+
+    def reducer(init="spectral"):
+        return umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, random_state=seed,
+                         n_components=2, init=init)
+
+    n = x.shape[0]
+    if n <= 2 * init_sample:
+        return reducer().fit(x)
+    idx = _seeded_sample(n, init_sample, seed)
+    start = reducer().fit(x[idx])
+    init = _fill_by_placing(start, x, idx).astype(np.float64)
+    log.info("UMAP: %d points laid out from a fit on %d, then fitted together", n, init_sample)
+    return reducer(init).fit(x)
+
+
+def _fill_by_placing(reducer, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """(n, 2): the fitted coordinates at rows ``idx`` (the rows ``reducer`` was fitted on), every
+    other row placed from its fitted neighbours."""
+    out = np.empty((x.shape[0], 2), dtype=np.float32)
+    out[idx] = reducer.embedding_
+    rest = np.setdiff1d(np.arange(x.shape[0]), idx)
+    for start in range(0, len(rest), 200_000):
+        chunk = rest[start:start + 200_000]
+        out[chunk] = place_by_neighbours(reducer, x[chunk])
+    return out
 
 
 def place_by_neighbours(reducer, x: np.ndarray) -> np.ndarray:
@@ -98,9 +134,7 @@ def project(
 
 def _pcs(x: np.ndarray, n_pca: int, sample: int, seed: int) -> np.ndarray:
     n = x.shape[0]
-    fit_rows = None
-    if n > sample:
-        fit_rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
+    fit_rows = _seeded_sample(n, sample, seed) if n > sample else None
     return pca_reduce(x, n_pca, seed=seed, fit_rows=fit_rows)
 
 

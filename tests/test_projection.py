@@ -50,3 +50,27 @@ def test_projecting_several_arrays_in_a_worker_gives_the_same_maps():
     both = project_many({"a": x, "b": y}, parallel_from=1000, **opts)  # a goes to the worker process
     np.testing.assert_array_equal(both["a"], project(x, **opts)["umap"])
     np.testing.assert_array_equal(both["b"], project(y, **opts)["umap"])
+
+
+def test_fit_from_a_placed_layout_keeps_clusters_apart_and_is_deterministic():
+    """Above 2 x init_sample points the fit starts from a small fit plus placed points (not the
+    spectral layout): the map still separates the clusters and a rerun writes the same bytes."""
+    x, labels = _clusters(1200, seed=4)
+    a = umap_2d(x, sample=5000, seed=0, init_sample=300)
+    np.testing.assert_array_equal(a, umap_2d(x, sample=5000, seed=0, init_sample=300))
+    assert a.shape == (1200, 2) and a.dtype == np.float32 and np.isfinite(a).all()
+    # nearly every point's nearest other point on the map is from its own cluster
+    d2 = ((a[:, None, :] - a[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    assert (labels[np.argmin(d2, axis=1)] == labels).mean() > 0.98
+
+
+def test_small_fits_are_plain_umap():
+    """Up to 2 x init_sample points nothing changes: the map is umap-learn's own fit."""
+    import umap
+
+    x, _ = _clusters(600, seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = umap.UMAP(n_neighbors=15, min_dist=0.3, metric="cosine", random_state=0).fit_transform(x)
+    np.testing.assert_array_equal(umap_2d(x, sample=5000, seed=0, init_sample=300), plain.astype(np.float32))

@@ -28,7 +28,7 @@ def test_order_versions_and_force_come_from_the_registry() -> None:
     assert [s for s in order if s in BUILTIN] == list(BUILTIN)
     # ... and the versions that key the store (byte-identical to before the registry).
     assert {s: v for s, v in stage_versions().items() if s in BUILTIN} == {
-        "ingest": "1", "embed": "1", "align": "2", "aggregate": "1", "relate": "3", "project": "2",
+        "ingest": "1", "embed": "1", "align": "3", "aggregate": "1", "relate": "3", "project": "3",
         "characterise": "2", "evaluate": "2"}
     assert _expand_force({"relate"}) == set(order[order.index("relate"):]) >= {"project", "characterise", "evaluate"}
     assert "aggregate" not in _expand_force({"relate"})

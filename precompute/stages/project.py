@@ -4,7 +4,7 @@ map pages (science in precompute/projection.py)."""
 from __future__ import annotations
 
 from precompute.artifacts import StageWriter
-from precompute.projection import project_many
+from precompute.projection import INIT_SAMPLE, project_many
 from precompute.stages.registry import Stage, StageContext, Target, browsed_embedder, register
 
 
@@ -23,14 +23,16 @@ def run(ctx: StageContext, target: Target) -> str:
             w.save_array(f"umap_{name}", maps[name])
         w.info["umap"] = {"fitted_on": {k: int(min(len(a), config.umap_sample)) for k, a in
                                         (("raw", raw), ("aligned", aligned), ("perturbations", agg))},
-                          "others": "placed at the weighted mean of their fitted neighbours (docs/artifacts.md)"}
+                          "others": "placed at the weighted mean of their fitted neighbours (docs/artifacts.md)",
+                          "fit_start": f"above {2 * INIT_SAMPLE} points: a fit on {INIT_SAMPLE}, the rest placed"}
 
     cfg = {"pca": config.pca_components, "neighbors": config.umap_neighbors, "sample": config.umap_sample,
            "seed": config.seed}
     return ctx.runner.run_stage("project", str(target.embedder), cfg, keys, compute)
 
 
-STAGE = register(Stage(name="project", version="2", after="relate", inputs=("embed", "align", "aggregate"),
+STAGE = register(Stage(name="project", version="3", after="relate", inputs=("embed", "align", "aggregate"),
                        outputs={"umap_raw": "array", "umap_aligned": "array", "umap_perturbations": "array"},
                        run=run, applies=browsed_embedder, description="2-D UMAP coordinates"))
 # version 2: points beyond the UMAP sample placed from their fitted neighbours.
+# version 3: a fit on more than 2 x 5,000 points starts from a placed layout, not the spectral one.
