@@ -15,10 +15,13 @@ if __name__ == "__main__":
 else:
     # `gunicorn app:server` imports this module: settings come from PHENOMIX_* variables;
     # gunicorn.conf.py binds 127.0.0.1:8050 by default and warns when exposed without auth.
-    from phenomix_dash import admission, create_app
+    from phenomix_dash import admission, compressed_answers, create_app
 
     app = create_app()
     server = app.server
     # Requests beyond a few computing at once per worker wait their turn, or get a clear 503 with
     # Retry-After when the wait would be too long (PHENOMIX_MAX_IN_FLIGHT / PHENOMIX_MAX_WAIT).
     server.wsgi_app = admission.from_env(server.wsgi_app, os.environ)
+    # Large answers (the maps) compressed once per distinct body (PHENOMIX_COMPRESSED_CACHE_MB per
+    # worker; 0: every time, by flask-compress).
+    compressed_answers.install(server, int(os.environ.get("PHENOMIX_COMPRESSED_CACHE_MB", "128")) * 2**20)
