@@ -39,6 +39,8 @@ from phenomix_dash.ids import (
     MAP_SEL_DOWNLOAD_BTN,
     MAP_SEL_H5AD_BTN,
     MAP_SEL_H5AD_DOWNLOAD,
+    MAP_SEL_PERTS_BTN,
+    MAP_SEL_PERTS_DOWNLOAD,
     MAP_SEL_PLATE,
     MAP_SEL_PLATE_FIG,
     MAP_SEL_SUMMARY,
@@ -60,6 +62,7 @@ from phenomix_dash.selection import (
     benchmark_captions,
     benchmark_rows,
     colour_options,
+    colour_spec,
     decode_region,
     encode_region,
     point_index,
@@ -71,6 +74,7 @@ from phenomix_dash.selection_panels import (
     ab_update,
     compare_view,
     composition_view,
+    register_downloads,
     slot_text,
     stored_from_link,
     table_view,
@@ -79,6 +83,7 @@ from phenomix_dash.selection_stats import selection_h5ad
 from phenomix_dash.set_chooser import clean_set
 
 dash.register_page(__name__, path="/map", name="Map", title="Phenomix · map", order=1)
+register_downloads()  # the selection's per-perturbation CSV (selection_panels.py), once per app
 
 
 SPACE_CHOICES = [("both", "raw and aligned side by side"), ("raw", "raw only"), ("aligned", "aligned only")]
@@ -162,8 +167,10 @@ def layout(level: str | None = None, space: str | None = None, color: str | None
         html.H4("Selection", className="mt-3"),
         dbc.Row([
             dbc.Col([html.Div(id=MAP_SEL_SUMMARY),
-                     dbc.Button("Download selection (CSV)", id=MAP_SEL_DOWNLOAD_BTN, color="secondary", size="sm",
+                     dbc.Button("Download wells (CSV)", id=MAP_SEL_DOWNLOAD_BTN, color="secondary", size="sm",
                                 className="mt-2 me-2"), dcc.Download(id=MAP_SEL_DOWNLOAD),
+                     dbc.Button("Download perturbations (CSV)", id=MAP_SEL_PERTS_BTN, color="secondary", size="sm",
+                                className="mt-2 me-2"), dcc.Download(id=MAP_SEL_PERTS_DOWNLOAD),
                      dbc.Button("Download selection (AnnData .h5ad)", id=MAP_SEL_H5AD_BTN, color="secondary",
                                 size="sm", className="mt-2"), dcc.Download(id=MAP_SEL_H5AD_DOWNLOAD),
                      dcc.Loading(html.Div(id=MAP_SEL_COMPOSITION))], lg=4),
@@ -193,13 +200,26 @@ def _bench_figure(d) -> dict:
 
 def warm_up() -> None:
     """Draw the page's first view once at server start: coordinates, the density layer, colours and
-    hover text are cached per process, and cold they cost ~1 s at a million wells."""
+    hover text are cached per process, and cold they cost ~1 s at a million wells. Then what the
+    usual first interactions need: the point lookup of a click (a dict over every well, ~1 s at a
+    million), the colour codes of the first colour changes and the perturbation-level map."""
+    steps = [
+        lambda d: map_update(d, *clean_state(None, None, None)[:3], None, None, None, set(), wire=True),
+        _bench_figure,  # the layout's own figure
+        warm_selections,
+        lambda d: [point_index(d, level, "") for level in LEVELS],
+        lambda d: [colour_spec(d, "wells", colour) for colour in ("batch", "plate")],
+        lambda d: map_update(d, "perturbations", "both", "perturbation_type", None, None, None, set(), wire=True),
+    ]
     try:
         d = get_data()
-        map_update(d, *clean_state(None, None, None)[:3], None, None, None, set(), wire=True)
-        warm_selections(d)
-    except (DataUnavailable, ValueError, KeyError):
-        pass  # no store yet: the page says so itself
+    except DataUnavailable:
+        return  # no store yet: the page says so itself
+    for step in steps:
+        try:
+            step(d)
+        except (DataUnavailable, ValueError, KeyError):
+            pass  # this store lacks what the step needs; the page says so when asked
 
 
 @callback(
@@ -295,19 +315,31 @@ def show_selection(sel, plate, level):
         return message(str(err)), [], None, {"layout": {"title": {"text": "no selection"}}}, None
 
 
-@callback(
-    Output(MAP_SEL_DOWNLOAD, "data"),
-    Input(MAP_SEL_DOWNLOAD_BTN, "n_clicks"), State(MAP_SEL, "data"), State(MAP_LEVEL, "value"),
-    prevent_initial_call=True, background=True,  # a million-well CSV must not hold a server thread
-)
-def download_selection(n_clicks, sel, level):
-    level, _, _, _, sel, _ = clean_state(level, None, None, None, sel)
-    if not n_clicks or not sel:
-        return no_update
-    try:
-        return dcc.send_string(selection_csv_text(get_data(), level, sel), "phenomix_selection.csv")
-    except (DataUnavailable, SelectionError):
-        return no_update
+def _selection_download(output: str, button: str, send, errors: tuple[type[Exception], ...]):
+    """A download of the current selection, built by ``send(data, level, sel)``. A background
+    callback: a million-well CSV or the selection's embeddings must not hold a server thread."""
+    @callback(Output(output, "data"), Input(button, "n_clicks"), State(MAP_SEL, "data"), State(MAP_LEVEL, "value"),
+              prevent_initial_call=True, background=True)
+    def download(n_clicks, sel, level):
+        level, _, _, _, sel, _ = clean_state(level, None, None, None, sel)
+        if not n_clicks or not sel:
+            return no_update
+        try:
+            return send(get_data(), level, sel)
+        except errors:
+            return no_update
+
+    return download
+
+
+download_selection = _selection_download(
+    MAP_SEL_DOWNLOAD, MAP_SEL_DOWNLOAD_BTN,
+    lambda d, level, sel: dcc.send_string(selection_csv_text(d, level, sel), "phenomix_selection.csv"),
+    (DataUnavailable, SelectionError))
+download_selection_h5ad = _selection_download(
+    MAP_SEL_H5AD_DOWNLOAD, MAP_SEL_H5AD_BTN,
+    lambda d, level, sel: dcc.send_bytes(selection_h5ad(d, level, sel), "phenomix_selection.h5ad"),
+    (DataUnavailable, SelectionError, KeyError, ValueError, OSError))
 
 
 @callback(
@@ -321,21 +353,6 @@ def show_selection_tables(sel, level):
         return table_view(d, level, sel), composition_view(d, level, sel)
     except (DataUnavailable, SelectionError, KeyError, ValueError) as err:
         return message(str(err)), None
-
-
-@callback(
-    Output(MAP_SEL_H5AD_DOWNLOAD, "data"),
-    Input(MAP_SEL_H5AD_BTN, "n_clicks"), State(MAP_SEL, "data"), State(MAP_LEVEL, "value"),
-    prevent_initial_call=True, background=True,  # reads and writes the selection's embeddings: off the server thread
-)
-def download_selection_h5ad(n_clicks, sel, level):
-    level, _, _, _, sel, _ = clean_state(level, None, None, None, sel)
-    if not n_clicks or not sel:
-        return no_update
-    try:
-        return dcc.send_bytes(selection_h5ad(get_data(), level, sel), "phenomix_selection.h5ad")
-    except (DataUnavailable, SelectionError, KeyError, ValueError, OSError):
-        return no_update
 
 
 @callback(
