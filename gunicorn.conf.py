@@ -6,7 +6,7 @@ Everything comes from PHENOMIX_* variables (see docs/team.md):
     PHENOMIX_STORE_ROOT                                every store under it, one screen each
     PHENOMIX_HOST (127.0.0.1) PHENOMIX_PORT (8050)    where to listen; loopback unless you say so
     PHENOMIX_WORKERS (cores + 1)                       processes, forked from one warmed app
-    PHENOMIX_THREADS (32)                              threads per worker: connections it holds
+    PHENOMIX_THREADS (96)                              threads per worker: requests it holds at once
     PHENOMIX_MAX_IN_FLIGHT (2)                         of those, requests computing at once
     PHENOMIX_MAX_WAIT (5) / PHENOMIX_RETRY_AFTER (2)   seconds a request waits for its turn before a
                                                        503 with Retry-After (phenomix_dash/admission.py)
@@ -45,7 +45,9 @@ wsgi_app = "app:server"
 WARM_UP_THREAD = "phenomix-warm-up"  # the thread phenomix_dash.create_app starts
 bind = [f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"]
 workers = int(os.environ.get("PHENOMIX_WORKERS", (os.cpu_count() or 1) + 1))
-threads = int(os.environ.get("PHENOMIX_THREADS", "32"))
+# Threads are cheap while they wait; a request without a free thread waits in gunicorn's queue,
+# where the admission bound cannot see it to shed it (200 users on 3 x 32 threads: 503s after 20 s).
+threads = int(os.environ.get("PHENOMIX_THREADS", "96"))
 worker_class = "gthread"
 preload_app = os.environ.get("PHENOMIX_PRELOAD", "1") != "0"
 backlog = 2048  # connections the kernel holds while every worker is busy (a burst queues, never refused)
