@@ -5,6 +5,7 @@ PROVENANCE = "provenance"
 # Navbar screen switcher (several screens behind one server)
 SCREEN_MENU = "screen-menu"
 SCREEN_ITEM = "screen-item"  # pattern-matching type: {"type": SCREEN_ITEM, "name": screen}
+NAV_LINK = "nav-link"  # pattern-matching type: {"type": NAV_LINK, "path": a page's path}
 
 # Screen overview page
 OV_URL = "overview-url"
@@ -98,6 +99,7 @@ PERT_EXPORT = "perturbation-export"  # pattern-matching CSV buttons
 PERT_PLATE = "perturbation-plate"
 PERT_PLATE_FIG = "perturbation-plate-figure"
 PERT_TILES = "perturbation-tiles"
+PERT_SET_BADGE = "perturbation-set-badge"  # "in set X" for the chosen gene set
 
 # Perturbation page: characterise sections (perturbation_character.py)
 PERT_SIG_ONLY = "perturbation-significant-only"
@@ -124,6 +126,7 @@ IMG_RATIO = "images-mask-ratio"
 IMG_RESEED = "images-new-mask"
 IMG_SEED = "images-mask-seed"
 IMG_RECON = "images-reconstruction"
+IMG_SET_BADGE = "images-set-badge"  # whether the well's perturbation is in the chosen set
 
 # Benchmarks page
 BM_SPACE = "benchmarks-recall-space"
@@ -157,6 +160,8 @@ MAP_SEL_WELL_GRID = "map-selection-well-grid"
 MAP_SEL_COMPOSITION = "map-selection-composition"
 MAP_SEL_H5AD_BTN = "map-selection-h5ad-button"
 MAP_SEL_H5AD_DOWNLOAD = "map-selection-h5ad-download"
+MAP_SEL_PERTS_BTN = "map-selection-perturbations-button"
+MAP_SEL_PERTS_DOWNLOAD = "map-selection-perturbations-download"  # one row per perturbation, as CSV
 MAP_SEL_A = "map-selection-a"  # stores: the encoded region kept as A / B (selection.stored_selection)
 MAP_SEL_B = "map-selection-b"
 MAP_STORE_A_BTN = "map-store-a-button"

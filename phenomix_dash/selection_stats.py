@@ -159,6 +159,13 @@ def selection_tables(d: Any, level: str, sel: str) -> tuple[pd.DataFrame, pd.Dat
     return perts, well_table(d.wells, rows[:MAX_TABLE_ROWS]), int(rows.size)
 
 
+def selection_perturbations_csv(d: Any, level: str, sel: str) -> str:
+    """CSV text of every perturbation in the selection (the grid shows the first rows only): pert_id,
+    name and MOA where annotated, type, wells selected, wells in the screen, fraction selected."""
+    perts = perturbation_counts(d.wells, selected_well_rows(d, level, sel), index=_perturbation_index(d))
+    return perts.to_csv(index=False)
+
+
 def selection_h5ad(d: Any, level: str, sel: str) -> bytes:
     """The selected wells as an .h5ad file (the layout `python -m precompute export` writes)."""
     from precompute.readers.anndata_io import anndata_bytes, build_anndata

@@ -74,16 +74,14 @@ from phenomix_dash.selection_panels import (
     ab_update,
     compare_view,
     composition_view,
-    register_downloads,
     slot_text,
     stored_from_link,
     table_view,
 )
-from phenomix_dash.selection_stats import selection_h5ad
+from phenomix_dash.selection_stats import selection_h5ad, selection_perturbations_csv
 from phenomix_dash.set_chooser import clean_set
 
 dash.register_page(__name__, path="/map", name="Map", title="Phenomix · map", order=1)
-register_downloads()  # the selection's per-perturbation CSV (selection_panels.py), once per app
 
 
 SPACE_CHOICES = [("both", "raw and aligned side by side"), ("raw", "raw only"), ("aligned", "aligned only")]
@@ -336,6 +334,10 @@ download_selection = _selection_download(
     MAP_SEL_DOWNLOAD, MAP_SEL_DOWNLOAD_BTN,
     lambda d, level, sel: dcc.send_string(selection_csv_text(d, level, sel), "phenomix_selection.csv"),
     (DataUnavailable, SelectionError))
+download_selection_perturbations = _selection_download(  # every perturbation; the grid lists the first 2,000
+    MAP_SEL_PERTS_DOWNLOAD, MAP_SEL_PERTS_BTN,
+    lambda d, level, sel: dcc.send_string(selection_perturbations_csv(d, level, sel), "phenomix_selection_perturbations.csv"),
+    (DataUnavailable, SelectionError, KeyError, ValueError))
 download_selection_h5ad = _selection_download(
     MAP_SEL_H5AD_DOWNLOAD, MAP_SEL_H5AD_BTN,
     lambda d, level, sel: dcc.send_bytes(selection_h5ad(d, level, sel), "phenomix_selection.h5ad"),
