@@ -20,10 +20,15 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
             const qs = params.toString();
             const s = qs ? '?' + qs : '';
             window.history.replaceState(window.history.state, '', window.location.pathname + s + window.location.hash);
+            // Hand each Location the whole new address, not only its search: dcc.Location treats a
+            // changed href as the one to go to, and compares it with the props it last rendered
+            // with, which need not hold the href it wrote itself on mount; given a search alone it
+            // could push its old href (with the old set) back into the address bar.
+            const href = window.location.href;
             const api = window.dash_component_api;
             for (const id of (locations || [])) {
                 try {
-                    if (api && api.getLayout && api.getLayout(id)) { window.dash_clientside.set_props(id, {search: s}); }
+                    if (api && api.getLayout && api.getLayout(id)) { window.dash_clientside.set_props(id, {search: s, href: href}); }
                 } catch (e) { /* a Location that went away meanwhile */ }
             }
             return want;

@@ -43,9 +43,6 @@ def _traces(dash_duo) -> list[dict]:
             hovertemplate: t.hovertemplate || '', showlegend: t.showlegend}));""")
 
 
-@pytest.mark.xfail(strict=False, reason="KNOWN REGRESSION (#16, open): the gene-set trace added after the grey "
-                   "'no value' trace breaks this test's in-page script; the server-side figure is checked by "
-                   "tests/test_pages_missing.py, which passes")
 def test_q_value_map_shows_unscored_perturbations_as_no_value(dash_duo, map_app, tiny_store):
     dash_duo.start_server(map_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}/map?level=perturbations&color=q_value", timeout=20)
@@ -55,7 +52,10 @@ def test_q_value_map_shows_unscored_perturbations_as_no_value(dash_duo, map_app,
     unscored, controls = _unscored(tiny_store)
     assert controls, "the tiny store should have negative controls, which have no q-value"
     traces = _traces(dash_duo)
-    points, grey = traces[0], traces[-2]  # the last trace rings a gene set's members
+    # Traces by name, not position: more follow the grey one (the clicked point, the gene set's ring).
+    points = traces[0]
+    grey = next((t for t in traces if t["name"] == NO_VALUE), None)
+    assert grey is not None, [t["name"] for t in traces]
     # The legend names the grey points "no value" and they are exactly the unscored perturbations.
     legend = [e.text for e in dash_duo.find_elements(f"{ALIGNED} .legend .legendtext")]
     assert NO_VALUE in legend, legend
@@ -68,9 +68,9 @@ def test_q_value_map_shows_unscored_perturbations_as_no_value(dash_duo, map_app,
     assert points["color"] == "array" and points["customdata"] is None and undrawn == unscored
     # Clicking a grey point (a negative control) opens that perturbation, which says it was not scored.
     x, y = dash_duo.driver.execute_script(_GRAPH + """
-        const fl = g._fullLayout, t = g._fullData[g._fullData.length - 1];
+        const fl = g._fullLayout, t = g._fullData.find(t => t.name === arguments[1]);
         const k = Array.from(t.customdata).indexOf(arguments[0]);
-        return [fl.xaxis.d2p(t.x[k]), fl.yaxis.d2p(t.y[k])];""", controls[0])
+        return [fl.xaxis.d2p(t.x[k]), fl.yaxis.d2p(t.y[k])];""", controls[0], NO_VALUE)
     drag = dash_duo.find_element(f"{ALIGNED} .nsewdrag")
     rect = drag.rect
     (ActionChains(dash_duo.driver).move_to_element(drag)

@@ -110,8 +110,6 @@ def test_annotation_set_from_a_link(dash_duo, sets_app, tiny_store):
     assert dash_duo.get_logs() == [], "browser console errors"
 
 
-@pytest.mark.xfail(reason="Clear does not reach the store in this headless run on the tiny screen (it does on the "
-                          "demo screen); not yet explained", strict=False)
 def test_clear_removes_the_set(dash_duo, sets_app, tiny_store):
     from phenomix_dash import set_data
     from phenomix_dash.data import PhenomixData
