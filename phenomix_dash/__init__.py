@@ -16,7 +16,7 @@ from phenomix.settings import ASSETS_DIR, Settings
 
 from . import cache, data, ids, screens, security
 from .auth import install_auth
-from .components import navbar, provenance_footer
+from .components import navbar, provenance_footer, register_navbar
 from .components.screen_switcher import screen_switcher
 from .links import page_href
 from .set_chooser import register as register_sets
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, environ: dict[str, str] | None 
     # A function: built per page load, for the screen (and user) of that request.
     app.layout = _layout
     register_sets(app)  # the gene-set chooser's callbacks (its layout is the app's)
+    register_navbar(app)  # marks the page being viewed
     security.harden(app)  # before auth: it rejects malformed callback requests dash-auth would choke on
     app.phenomix_auth = install_auth(app, environ)
     _guard_screens(app)  # after auth: it needs the user

@@ -7,15 +7,20 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import html
+from dash import ALL, Input, Output, State, html
+
+from phenomix_dash.ids import NAV_LINK, URL
 
 
 def navbar(screen_menu: Any = None, href: Callable[[str], str] = str) -> dbc.Navbar:
     """Top bar built from the page registry, in registration order; ``href`` turns a page's path
     into its link (create_app: links.page_href, which carries the screen), ``screen_menu`` (the
-    screen switcher) sits at its right."""
+    screen switcher) sits at its right. The page being viewed is marked by `active_links`: the
+    NavLink's own active="exact" compares the whole href, which holds ``?screen=`` on a
+    non-default screen, with the path alone, so it would mark nothing there."""
     links = [
-        dbc.NavItem(dbc.NavLink(page["name"], href=href(page["relative_path"]), active="exact"))
+        dbc.NavItem(dbc.NavLink(page["name"], href=href(page["relative_path"]),
+                                id={"type": NAV_LINK, "path": page["relative_path"]}))
         for page in dash.page_registry.values()
         if not page.get("hidden")
     ]
@@ -33,6 +38,19 @@ def navbar(screen_menu: Any = None, href: Callable[[str], str] = str) -> dbc.Nav
         dark=True,
         className="mb-3",
     )
+
+
+def active_links(pathname: object, link_ids: object) -> list[bool]:
+    """For each navbar link (its pattern id), whether it is the page at ``pathname``."""
+    items = link_ids if isinstance(link_ids, list) else []
+    return [isinstance(i, dict) and isinstance(pathname, str) and i.get("path") == pathname for i in items]
+
+
+def register_navbar(app: dash.Dash) -> None:
+    """Mark the page being viewed in ``app``'s navbar as the user moves between pages (create_app
+    calls it: the navbar is the app's layout, not a page's, so its callback belongs to each app)."""
+    app.callback(Output({"type": NAV_LINK, "path": ALL}, "active"), Input(URL, "pathname"),
+                 State({"type": NAV_LINK, "path": ALL}, "id"))(active_links)
 
 
 def message(text: str, kind: str = "warning") -> dbc.Alert:
