@@ -20,7 +20,10 @@ def shared_params(search: str | None) -> dict[str, str]:
     """The session-wide parameters present in a query string (``"?a=1&screen=x"``)."""
     if not isinstance(search, str) or not search:
         return {}
-    pairs = dict(parse_qsl(search.lstrip("?"), keep_blank_values=False, max_num_fields=100))
+    try:
+        pairs = dict(parse_qsl(search.lstrip("?"), keep_blank_values=False, max_num_fields=100))
+    except ValueError:  # more fields than any page writes: a crafted query string carries nothing
+        return {}
     return {k: pairs[k] for k in SHARED_PARAMS if pairs.get(k)}
 
 

@@ -23,7 +23,7 @@ from phenomix_dash.data import DataUnavailable, get_data
 from phenomix_dash.gene_sets import SetError, decode_set, encode_list, parse_names
 from phenomix_dash.links import page_href
 from phenomix_dash.security import MAX_QUERY_LEN, parse_query, safe_str
-from phenomix_dash.set_data import set_options, try_set
+from phenomix_dash.set_data import is_member, set_options, try_set
 
 MAX_UPLOAD_BYTES = 64 * 1024
 
@@ -122,6 +122,27 @@ def set_report(key: str | None) -> list:
                                      "on this screen: "), html.Span(", ".join(s.unknown), id="set-unknown-names")],
                              color="warning", className="py-1 my-1"))
     return out
+
+
+def membership_badge(key: object, *, pert_id: object = None, well_id: object = None) -> dbc.Badge | None:
+    """'in set X' (or 'not in set X') for one perturbation or well, on pages that show one; nothing
+    when no set is chosen, none is named, or the set cannot be used here (the bar says why)."""
+    key, pert_id, well_id = clean_set(key), safe_str(pert_id), safe_str(well_id)
+    if not key or (pert_id is None and well_id is None):
+        return None
+    try:
+        d = get_data()
+        s, problem = try_set(d, key)
+        if problem or s is None:
+            return None
+        member = is_member(d, key, pert_id=pert_id) if pert_id else is_member(d, key, well_id=well_id)
+    except (DataUnavailable, ValueError):
+        return None
+    what = "this perturbation" if pert_id else "this well's perturbation"
+    return dbc.Badge(f"in set {s.label}" if member else f"not in set {s.label}",
+                     color="warning" if member else "light", text_color=None if member else "dark",
+                     className="ms-1 set-membership",
+                     title=f"{what} {'is' if member else 'is not'} a member of the set chosen above")
 
 
 def choose_set(choice, _apply, upload, _clear, text, current):

@@ -165,3 +165,16 @@ def member_wells_on(d: PhenomixData, key: str | None, plate: str | None) -> pd.D
     if plate is not None:
         w = w[w["plate"] == plate]
     return w[cols].reset_index(drop=True)
+
+
+def is_member(d: PhenomixData, key: str | None, *, pert_id: str | None = None, well_id: str | None = None) -> bool:
+    """Whether one perturbation (any of its rows: entity or dose) or one well belongs to the set."""
+    if not key or (pert_id is None) == (well_id is None):
+        raise ValueError(f"is_member: give a set and exactly one of pert_id ({pert_id!r}) and well_id ({well_id!r})")
+    if pert_id is not None:
+        return pert_id in member_pert_ids(d, key)
+    row = d.well_index.get(well_id)
+    # member_rows is ascending (flatnonzero): a binary search, not a set of up to a million well ids.
+    rows = member_rows(d, key, "wells")
+    i = int(np.searchsorted(rows, row)) if row is not None else len(rows)
+    return i < len(rows) and int(rows[i]) == row

@@ -7,8 +7,6 @@ a ranked, filterable table whose rows open the perturbation page.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
@@ -36,9 +34,13 @@ from phenomix_dash.ids import (
     ACT_URL,
     ACT_VOLCANO,
     ACT_VOLCANO_INFO,
+    SET_STORE,
 )
+from phenomix_dash.links import merge_search, page_href
 from phenomix_dash.name_data import named_perturbations
 from phenomix_dash.names import name_and_id
+from phenomix_dash.set_chooser import clean_set
+from phenomix_dash.set_data import member_pert_ids, try_set
 from precompute.contract import PERTURBATION_TYPES
 
 dash.register_page(__name__, path="/activity", name="Activity", title="Phenomix · activity", order=3)
@@ -49,6 +51,9 @@ MAX_SEARCH = 100
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}
 COLUMN_DEFS = [
     {"field": "rank", "headerName": "#", "width": 70, "filter": False},
+    {"field": "in_set", "headerName": "in set", "width": 80,
+     "valueFormatter": {"function": "params.value ? 'member' : ''"},
+     "headerTooltip": "a member of the gene set chosen above (blank: not a member, or no set chosen)"},
     {"field": "name", "headerName": "name", "width": 170, "tooltipField": "name",
      "headerTooltip": "common name from the screen's annotations (blank: none annotated)"},
     {"field": "perturbation", "headerName": "perturbation", "width": 150},
@@ -170,22 +175,28 @@ def filtered(types, active, search):
 
 
 @callback(Output(ACT_GRID, "rowData"), Output(ACT_COUNT, "children"), Output(ACT_VOLCANO, "figure"),
-          Input(ACT_TYPES, "value"), Input(ACT_ACTIVE, "value"), Input(ACT_SEARCH, "value"))
-def update_table(types, active, search):
+          Input(ACT_TYPES, "value"), Input(ACT_ACTIVE, "value"), Input(ACT_SEARCH, "value"), Input(SET_STORE, "data"))
+def update_table(types, active, search, set_key=None):
     try:
         sub = filtered(types, active, search)
+        chosen, _problem = try_set(get_data(), clean_set(set_key))  # a set that cannot be used: the bar says why
+        members = member_pert_ids(get_data(), chosen.key) if chosen is not None else set()
     except (DataUnavailable, ValueError) as err:
         return [], str(err), {"layout": {"title": {"text": str(err)}}}
     shown = sub.head(MAX_GRID_ROWS)
     count = f"{len(sub):,} perturbations" + (f" (top {MAX_GRID_ROWS:,} listed)" if len(sub) > MAX_GRID_ROWS else "")
+    if chosen is not None:
+        count += f" · {int(sub['pert_id'].astype(str).isin(members).sum()):,} in set {chosen.label}"
     rows = shown.drop(columns=["neg_log10_q", "perturbation_type"]).astype(object).where(shown.notna(), None)
+    rows.insert(0, "in_set", [True if p in members else None for p in shown["pert_id"].astype(str)])
     return rows.to_dict("records"), count, volcano_figure(sub)
 
 
-@callback(Output(ids.URL, "href", allow_duplicate=True), Input(ACT_GRID, "cellClicked"), prevent_initial_call=True)
-def open_perturbation(cell):
+@callback(Output(ids.URL, "href", allow_duplicate=True), Input(ACT_GRID, "cellClicked"), State(ACT_URL, "search"),
+          prevent_initial_call=True)
+def open_perturbation(cell, current=None):
     pid = row_pert_id(cell)
-    return pert_href(pid) if pid else no_update
+    return pert_href(pid, current) if pid else no_update
 
 
 def row_pert_id(cell: dict | None) -> str | None:
@@ -198,19 +209,21 @@ def row_pert_id(cell: dict | None) -> str | None:
     return pid if isinstance(pid, str) and pid in set(table["pert_id"]) else None
 
 
-def pert_href(pert_id: str) -> str:
-    return "/perturbation?" + urlencode({"pert": pert_id})
+def pert_href(pert_id: str, current: str | None = None) -> str:
+    """The perturbation's page, keeping the screen and gene set of this page's query string ``current``."""
+    return page_href("/perturbation", current, pert=pert_id)
 
 
-@callback(Output(ACT_VOLCANO_INFO, "children"), Input(ACT_VOLCANO, "clickData"), prevent_initial_call=True)
-def volcano_click(click):
+@callback(Output(ACT_VOLCANO_INFO, "children"), Input(ACT_VOLCANO, "clickData"), State(ACT_URL, "search"),
+          prevent_initial_call=True)
+def volcano_click(click, current=None):
     try:
         pid = click["points"][0]["customdata"]
         row = ranked_table(get_data()).set_index("pert_id").loc[pid]
     except (TypeError, KeyError, IndexError, DataUnavailable):
         return no_update
     return html.Span([html.B(name_and_id(row["name"], str(row["perturbation"]))), f" — mAP {fmt_value(row['mean_average_precision'], '.3f')}, "
-                      f"q {fmt_value(row['q_value'], '.2g')} — ", dcc.Link("open perturbation", href=pert_href(pid))])
+                      f"q {fmt_value(row['q_value'], '.2g')} — ", dcc.Link("open perturbation", href=pert_href(pid, current))])
 
 
 @callback(Output(ACT_DOWNLOAD, "data"), Input(ACT_EXPORT, "n_clicks"), State(ACT_TYPES, "value"),
@@ -238,5 +251,5 @@ def sync_url(types, active, search, space, kind, current):
         params["active"] = "1"
     if search:
         params["q"] = search
-    new = "?" + urlencode(params)
+    new = merge_search(current, params)  # keeps the session's screen and gene set
     return new if new != current else no_update

@@ -4,8 +4,6 @@ per-channel error)."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import dash
 import dash_bootstrap_components as dbc
 import numpy as np
@@ -27,12 +25,15 @@ from phenomix_dash.ids import (
     IMG_RECON,
     IMG_RESEED,
     IMG_SEED,
+    IMG_SET_BADGE,
     IMG_SITE,
     IMG_TILE_FIG,
     IMG_URL,
     IMG_VIEW,
     IMG_WELL,
+    SET_STORE,
 )
+from phenomix_dash.links import merge_search
 from phenomix_dash.reconstruction import (
     ReconstructionUnavailable,
     channel_ranges,
@@ -44,6 +45,7 @@ from phenomix_dash.reconstruction import (
     model_input_size,
     reconstruct_site,
 )
+from phenomix_dash.set_chooser import membership_badge
 
 dash.register_page(__name__, path="/images", name="Images", title="Phenomix · images", order=6)
 
@@ -126,6 +128,7 @@ def layout(well: str | None = None, site: str | None = None, ratio: str | None =
                                                                            for s in range(d.n_sites)],
                                                        value=site_i, inline=True)], md=6),
         ], className="mb-2"),
+        html.Div(id=IMG_SET_BADGE),
         html.Div(id=IMG_INFO, className="mb-2"),
         dbc.Row([
             dbc.Col([html.H6("Channels: on/off, colour, gain (contrast)"), *channel_controls(d.channels)], lg=4),
@@ -210,6 +213,12 @@ def reconstruction_view(result: dict, channels: tuple[str, ...], colours=None, g
 
 
 # -- callbacks -----------------------------------------------------------------------------
+
+@callback(Output(IMG_SET_BADGE, "children"), Input(IMG_WELL, "value"), Input(SET_STORE, "data"))
+def show_membership(well: str | None, set_key: str | None):
+    """Whether the well's perturbation belongs to the gene set chosen in the bar."""
+    return membership_badge(set_key, well_id=well)
+
 
 @callback(Output(IMG_WELL, "options"), Input(IMG_WELL, "search_value"), Input(IMG_WELL, "value"))
 def filter_wells(text: str | None, value: str | None):
@@ -356,5 +365,5 @@ def sync_url(well, site, ratio, current):
     params = {"well": well, "site": (int(site) if isinstance(site, int) else 0) + 1}
     if isinstance(ratio, int | float) and abs(ratio - 0.75) > 1e-9:
         params["ratio"] = ratio
-    new = "?" + urlencode(params)
+    new = merge_search(current, params)  # keeps the session's screen and gene set
     return new if new != current else no_update

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
@@ -19,6 +17,7 @@ from phenomix_dash.figures.sets import plate_member_trace
 from phenomix_dash.ids import (
     OV_URL,
 )
+from phenomix_dash.links import merge_search
 from phenomix_dash.security import safe_id, safe_int
 from phenomix_dash.set_chooser import clean_set
 from phenomix_dash.set_data import member_wells_on
@@ -220,5 +219,5 @@ def sync_url(plate: str, well: str | None, current: str | None):
     params = {"plate": plate}
     if well:
         params["well"] = well
-    new = "?" + urlencode(params)
+    new = merge_search(current, params)  # keeps the session's screen and gene set
     return new if new != current else no_update

@@ -8,8 +8,6 @@ with each similarity's percentile among random pairs and what is already known a
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import dash
 import dash_bootstrap_components as dbc
 import numpy as np
@@ -30,10 +28,13 @@ from phenomix_dash.ids import (
     PERT_PLATE,
     PERT_PLATE_FIG,
     PERT_SEARCH,
+    PERT_SET_BADGE,
     PERT_SUMMARY,
     PERT_TILES,
     PERT_URL,
+    SET_STORE,
 )
+from phenomix_dash.links import merge_search
 from phenomix_dash.name_data import name_index, search_options
 from phenomix_dash.neighbours import (
     entity_label,
@@ -58,6 +59,7 @@ from phenomix_dash.perturbation_views import (
     wells_of,
 )
 from phenomix_dash.reconstruction import channel_ranges
+from phenomix_dash.set_chooser import membership_badge
 
 dash.register_page(__name__, path="/perturbation", name="Perturbation", title="Phenomix · perturbation", order=5)
 register_callbacks()  # the characterise sections' callbacks, once per app (this module runs once per app)
@@ -97,6 +99,7 @@ def layout(pert: str | None = None, k: str | None = None, plate: str | None = No
                      dcc.Dropdown(id=PERT_K, options=[{"label": str(v), "value": v} for v in K_CHOICES], value=k_val,
                                   clearable=False)], md=2),
         ], className="mb-3"),
+        html.Div(id=PERT_SET_BADGE, className="mb-2"),
         dcc.Loading(html.Div(id=PERT_SUMMARY)),
         html.H5("Nearest neighbours over the whole map"),
         html.Div("Computed now over every perturbation. ★ = a known relationship (annotation, compound target, "
@@ -307,6 +310,12 @@ def export_csv(n: int | None):
     return bool(n)
 
 
+@callback(Output(PERT_SET_BADGE, "children"), Input(PERT_SEARCH, "value"), Input(SET_STORE, "data"))
+def show_membership(pert: str | None, set_key: str | None):
+    """Whether the perturbation shown belongs to the gene set chosen in the bar."""
+    return membership_badge(set_key, pert_id=pert)
+
+
 @callback(
     Output(PERT_URL, "search"),
     Input(PERT_SEARCH, "value"),
@@ -324,5 +333,5 @@ def sync_url(pert: str | None, k: int | None, plate: str | None, current: str | 
         params["k"] = k
     if isinstance(plate, str) and plate:
         params["plate"] = plate
-    new = "?" + urlencode(params)
+    new = merge_search(current, params)  # keeps the session's screen and gene set
     return new if new != current else no_update
