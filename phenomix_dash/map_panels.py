@@ -3,8 +3,6 @@ the selected wells on their plate, image tiles): Dash components built from the 
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import dash_bootstrap_components as dbc
 import numpy as np
 import pandas as pd
@@ -18,6 +16,7 @@ from phenomix_dash.figures.images import composite_rgb, png_data_uri
 from phenomix_dash.figures.missing import fmt_value
 from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
 from phenomix_dash.figures.plate import plate_layout_figure
+from phenomix_dash.links import page_href
 from phenomix_dash.selection import (
     point_index,
     selected_wells,
@@ -33,11 +32,11 @@ N_TILES = 6
 
 
 def pert_href(pert_id: str) -> str:
-    return "/perturbation?" + urlencode({"pert": pert_id})
+    return page_href("/perturbation", pert=pert_id)  # carries the screen being browsed
 
 
 def images_href(well_id: str) -> str:
-    return "/images?" + urlencode({"well": well_id})
+    return page_href("/images", well=well_id)
 
 
 def _activity_line(d, pert_id: str) -> html.Div:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from urllib.parse import urlencode
 
 import dash_bootstrap_components as dbc
 import numpy as np
@@ -17,6 +16,7 @@ from phenomix_dash.data import DataUnavailable, PhenomixData
 from phenomix_dash.figures.images import png_data_uri
 from phenomix_dash.figures.missing import fmt_value, is_true
 from phenomix_dash.figures.palette import PERTURBATION_TYPE_LABELS
+from phenomix_dash.links import page_href
 from phenomix_dash.neighbours import entity_label, neighbour_frame, neighbour_index
 from phenomix_dash.perturbation_character import (
     add_significance,
@@ -201,7 +201,7 @@ def well_tiles(d: PhenomixData, wells: pd.DataFrame, ranges: tuple[np.ndarray, n
         step = -(-img.shape[-1] // THUMB)  # thumbnails: no need to ship full-size sites
         lo, hi = ranges if ranges is not None else channel_ranges(img)
         src = png_data_uri(composite_fixed(img[:, ::step, ::step], lo, hi))
-        out.append(tile(src, f"{w.well} · {w.perturbation}", "/images?" + urlencode({"well": w.well_id, "site": site + 1})))
+        out.append(tile(src, f"{w.well} · {w.perturbation}", page_href("/images", well=w.well_id, site=site + 1)))
     return out
 
 

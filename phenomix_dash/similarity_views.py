@@ -3,8 +3,6 @@ matrix holds (by activity, search, complex or a compound's targets) and the pane
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import dash_bootstrap_components as dbc
 import numpy as np
 import pandas as pd
@@ -26,6 +24,7 @@ from phenomix_dash.ids import (
     SIM_PAIR_EXPORT,
     SIM_PAIR_GRID,
 )
+from phenomix_dash.links import page_href
 from phenomix_dash.names import name_and_id
 from phenomix_dash.neighbours import entity_label, neighbour_frame, neighbour_index, percentile_of, search
 
@@ -186,7 +185,7 @@ def pair_panel(d: PhenomixData, row_id: str, col_id: str, k: int = 8) -> list:
         nb = search(index.unit, r, k, groups, exclude=index.siblings(r))["all"]
         frame = neighbour_frame(table, nb.top_idx, nb.top_sim, r, null, ann)
         cols.append(dbc.Col([
-            html.H6(["Most similar to ", dcc.Link(entity_label(rec), href="/perturbation?" + urlencode({"pert": rec["pert_id"]}))]),
+            html.H6(["Most similar to ", dcc.Link(entity_label(rec), href=page_href("/perturbation", pert=rec["pert_id"]))]),
             dbc.Button("Export CSV", id={"type": SIM_PAIR_EXPORT, "index": rec["pert_id"]}, size="sm",
                        color="secondary", outline=True, className="mb-1"),
             neighbour_grid({"type": SIM_PAIR_GRID, "index": rec["pert_id"]}, frame,

@@ -7,8 +7,6 @@ control wells and plates whose controls drift (robust z > 3), one click from the
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import dash
 import dash_bootstrap_components as dbc
 import numpy as np
@@ -49,7 +47,7 @@ from phenomix_dash.ids import (
     PL_URL,
     SET_STORE,
 )
-from phenomix_dash.links import merge_search
+from phenomix_dash.links import merge_search, page_href
 from phenomix_dash.security import safe_choice, safe_id
 from phenomix_dash.selection import benchmark_captions, benchmark_rows
 from phenomix_dash.set_chooser import clean_set
@@ -259,7 +257,7 @@ def outlier_list(drift: pd.DataFrame) -> html.Div:
     if flagged.empty:
         return html.Div(f"No plate drifts beyond z > {ROBUST_Z_OUTLIER:g}.", className="small text-success")
     items = [html.Li([html.B(p), f" (batch {b}, z = {z:.1f}) — ",
-                      dcc.Link("plate and images", href="/?" + urlencode({"plate": p}))])
+                      dcc.Link("plate and images", href=page_href("/", plate=p))])
              for p, b, z in zip(flagged["plate"], flagged["batch"], flagged["robust_z"], strict=True)]
     return html.Div([html.Div(f"{len(flagged)} outlier plate(s):", className="small"), html.Ul(items, className="small")],
                     id="plates-outlier-list")
