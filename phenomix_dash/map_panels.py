@@ -81,6 +81,15 @@ def _neighbour_list(d, i: int) -> html.Div:
                      html.Ol(items, className="ps-3 small map-neighbours")])
 
 
+@memoize(2, store=True)
+def first_wells(d) -> dict[tuple[str, str], str]:
+    """(perturbation type, perturbation) -> its first well: a clicked perturbation's images link
+    without comparing two string columns over every well (~0.1 s per click at a million wells)."""
+    w = d.wells[["perturbation_type", "perturbation", "well_id"]].dropna()
+    w = w.drop_duplicates(["perturbation_type", "perturbation"]).astype(str)
+    return dict(zip(zip(w["perturbation_type"], w["perturbation"], strict=True), w["well_id"], strict=True))
+
+
 def point_panel(d, level: str, point_id: str) -> html.Div:
     """Side panel for a clicked well or perturbation: activity first, then neighbours and links."""
     if level == "wells":
@@ -100,9 +109,7 @@ def point_panel(d, level: str, point_id: str) -> html.Div:
         label = PERTURBATION_TYPE_LABELS.get(r["perturbation_type"], r["perturbation_type"])
         head = [html.H5(str(r["perturbation"]), className="mb-0"),
                 html.Div(f"{label} · {fmt_value(r['n_wells'], ',.0f')} wells", className="text-muted small mb-2")]
-        ws = d.wells
-        match = ws[(ws["perturbation_type"] == r["perturbation_type"]) & (ws["perturbation"] == r["perturbation"])]
-        well_for_images = str(match["well_id"].iloc[0]) if len(match) else None
+        well_for_images = first_wells(d).get((str(r["perturbation_type"]), str(r["perturbation"])))
     i = point_index(d, "perturbations", pid)
     body = head + [_activity_line(d, pid)]
     links = [dbc.Button("Perturbation page", href=pert_href(pid), size="sm", color="primary", className="me-2")]

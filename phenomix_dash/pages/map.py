@@ -53,7 +53,7 @@ from phenomix_dash.ids import (
     SET_STORE,
 )
 from phenomix_dash.links import merge_search
-from phenomix_dash.map_panels import point_panel, selection_views
+from phenomix_dash.map_panels import first_wells, point_panel, selection_views
 from phenomix_dash.map_views import HIDE, SHOW, clicked_point, map_update, selection_from_event
 from phenomix_dash.security import safe_choice, safe_id, safe_str
 from phenomix_dash.selection import (
@@ -206,6 +206,7 @@ def warm_up() -> None:
         _bench_figure,  # the layout's own figure
         warm_selections,
         lambda d: [point_index(d, level, "") for level in LEVELS],
+        first_wells,  # a clicked perturbation's images link
         lambda d: [colour_spec(d, "wells", colour) for colour in ("batch", "plate")],
         lambda d: map_update(d, "perturbations", "both", "perturbation_type", None, None, None, set(), wire=True),
     ]
