@@ -9,8 +9,9 @@ dashboard cache, so nothing from an earlier run answers), and:
 - ready: seconds from launching the process to the first 200 on ``/`` (target 5 s).
 - first visit: as soon as the app is ready (its background warm-up may still be running, as for
   the first user after a restart), a new Chromium (empty cache) opens the page's URL.
-- warm visits: --warm more visits of the same URL by a new visitor (browser cache cleared before
-  each: every bundle and response is downloaded again) to the now warm server.
+- warm visits: once the server is idle (its background warm-up done: under 10% of a CPU for 2 s,
+  read from /proc), --warm more visits of the same URL by a new visitor (browser cache cleared
+  before each: every bundle and response is downloaded again).
 
 Per visit:
 
@@ -139,6 +140,24 @@ def start_server(store: Path, port: int, home: Path, timeout: float) -> tuple[su
     raise SystemExit(f"the app did not answer / within {timeout} s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(proc: subprocess.Popen, timeout: float, window: float = 2.0, busy: float = 0.1) -> float:
+    """Wait until the server has used under ``busy`` of a CPU for ``window`` seconds (its background
+    warm-up is done); returns the seconds waited (the timeout if it never settles)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        before = cpu_seconds(proc.pid)
+        time.sleep(window)
+        if cpu_seconds(proc.pid) - before < busy * window:
+            break
+    return time.perf_counter() - t0
+
+
 def stop_server(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -190,6 +209,7 @@ def bench_page(store: Path, page: str, port: int, warm: int, timeout: float) -> 
             driver = new_browser()
             url = f"http://127.0.0.1:{port}{page}"
             first = visit(driver, url, timeout)
+            settle_s = wait_idle(proc, timeout)
             warm_visits = [visit(driver, url, timeout) for _ in range(warm)]
         finally:
             if driver is not None:
@@ -197,6 +217,7 @@ def bench_page(store: Path, page: str, port: int, warm: int, timeout: float) -> 
             stop_server(proc)
     paints = [v["paint_s"] for v in warm_visits if v["paint_s"] is not None]
     return {"page": page, "ready_s": round(ready_s, 2), "first": first, "warm": warm_visits,
+            "waited_for_idle_server_s": round(settle_s, 1),
             "warm_paint_median_s": round(statistics.median(paints), 3) if paints else None,
             "warm_paint_max_s": max(paints) if paints else None,
             "load_avg_1min": round(os.getloadavg()[0], 2)}
@@ -217,7 +238,7 @@ def main() -> int:
     store = (a.store or default_store(a.screen)).resolve()
     meta = start_run(repeats=a.warm, warmup=0, store=str(store), quiet_ms=QUIET_MS,
                      first="first visit of the page after a fresh start of the app (own empty cache)",
-                     warm="new visitor (browser cache cleared) to the warm server")
+                     warm="new visitor (browser cache cleared) to the warm server, once it is idle")
     rows = []
     for page in a.pages.split(","):
         row = bench_page(store, page, free_port(a.port), a.warm, a.timeout)
