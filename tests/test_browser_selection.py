@@ -75,6 +75,8 @@ def test_lasso_to_tables_downloads_and_a_b_comparison_survive_a_reload(dash_duo,
     assert len(csv) == n_selected == h5ad.n_obs
     assert h5ad.obs_names.tolist() == csv["well_id"].astype(str).tolist()
     assert {"X_raw", "X_umap"} <= set(h5ad.obsm) and h5ad.uns["phenomix"]["subset"]["n_obs"] == n_selected
+    perts = pd.read_csv(_download(dash_duo, "#map-selection-perturbations-button", "phenomix_selection_perturbations.csv"))
+    assert perts["wells_selected"].sum() == n_selected and perts["pert_id"].is_unique  # each selected well once
 
     _click(dash_duo, "#map-store-a-button")
     _wait_until(lambda: "selA=aligned" in dash_duo.driver.current_url, "A in the URL")
