@@ -79,7 +79,9 @@ def full_figure(d, level: str, space: str, color: str, point: str | None, sel: s
     return fig
 
 
-@memoize(8, store=True)
+# 48 views (level x space x colour) per process: the load test's mix asks for 126, and with 8 the
+# cache kept missing (40% of request CPU under load at a million wells); each is ~4 MB there.
+@memoize(48, store=True)
 def _frozen_base(d, level: str, space: str, color: str) -> dict:
     """The full figure of one view with nothing clicked, selected or ringed, ready for the wire
     (phenomix_dash/wire.py): built and serialised once per process, then copied per call."""
