@@ -296,6 +296,52 @@ def set_callbacks(res: Results) -> str:
     return "\n".join(lines) + "\n\n" + res.conditions() + "\n"
 
 
+def _ms(v: float | None) -> str:
+    return "–" if v is None else (f"{v / 1000:.1f} s" if v >= 1000 else f"{v:.0f} ms")
+
+
+def serving(res: Results) -> str:
+    """Load tests (50 and 200 users) and browser paint, from load_test_<store>_<users>.json and
+    browser_paint_<store>.json."""
+    lines = ["| store | users | answered / s | p50 | p95 | p99 | errors | shed (503) | workers lost | first answer after start |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    files = sorted(res.folder.glob("load_test_*_*.json"), key=lambda f: (f.stem.rsplit("_", 1)[0], int(f.stem.rsplit("_", 1)[1])))
+    for f in files:
+        lt = res.get(f.name)
+        if not lt:
+            continue
+        o, ev = lt["overall"], lt.get("worker_events") or {}
+        lost = sum(ev.get(k) or 0 for k in ("worker_timeouts", "worker_killed", "worker_exited_abnormally"))
+        first = lt.get("first_answer_after_start_s")
+        lines.append(f"| {lt['store_name']} | {lt['users']} | {lt['answered_rps']} | {_ms(o['p50_ms'])} | {_ms(o['p95_ms'])} | "
+                     f"{_ms(o['p99_ms'])} | {lt['errors']} | {lt['shed']} of {lt['requests']} | {lost} | "
+                     f"{'–' if first is None else f'{first:.0f} s'} |")
+    if len(lines) == 2:
+        lines = [f"Load tests: {MISSING} (run `benchmarks/load_test.py`)."]
+    lines += ["", "Goals: 50 users p95 ≤ 1 s and p99 ≤ 2 s with 0 errors and nothing shed; 200 users no errors and no "
+                  "worker lost (a clear 503 allowed).", ""]
+    paint = sorted(res.folder.glob("browser_paint_*.json"))
+    for f in paint:
+        bp = res.get(f.name)
+        if not bp:
+            continue
+        lines += [f"Browser (headless Chromium, software rendering) on `{Path(bp['store']).name}`: first paint after a "
+                  f"start and for new visitors to the warm server (goal {bp['targets']['paint_s']:.0f} s), start-up to "
+                  f"the first answer (goal {bp['targets']['ready_s']:.0f} s), bytes over the wire:", "",
+                  "| page | start-up | first visit paint | new visitor paint, median (max) | over the wire |",
+                  "|---|---:|---:|---:|---:|"]
+        for r in bp["rows"]:
+            first = r.get("first") or {}
+            fp = f"{first['paint_s']:.1f} s" if first.get("painted") else "not painted"
+            warm = ("–" if r.get("warm_paint_median_s") is None else
+                    f"{r['warm_paint_median_s']:.1f} s ({r['warm_paint_max_s']:.1f} s)")
+            lines.append(f"| {r['page']} | {r['ready_s']:.1f} s | {fp} | {warm} | {_size(first.get('bytes') or 0)} |")
+        lines.append("")
+    if not paint:
+        lines += [f"Browser paint: {MISSING} (run `benchmarks/bench_browser_paint.py`).", ""]
+    return "\n".join(lines) + "\n" + res.conditions() + "\n"
+
+
 def mae_blocks(res: Results) -> str:
     mb = res.get("mae_blocks.json")
     if not mb:
@@ -338,7 +384,7 @@ def _size(n: int) -> str:
 
 RENDERERS: dict[str, Callable[[Results], str]] = {
     "scorecard": scorecard, "real-data": real_data, "performance": performance, "callbacks": callbacks,
-    "mae-blocks": mae_blocks, "set-callbacks": set_callbacks}
+    "mae-blocks": mae_blocks, "set-callbacks": set_callbacks, "serving": serving}
 
 
 def render(text: str, folder: Path = RESULTS) -> str:
