@@ -83,8 +83,10 @@ bench: precompute test-install
 	$(BENCH_PY) benchmarks/channel_attribution_validation.py --full
 	$(BENCH_PY) benchmarks/bench_callbacks.py --screen $(SCREEN)
 	$(MAKE) bench-100k
-	@echo "== load_test (50 users, 60 s, loopback only)"
-	$(BENCH_PY) benchmarks/load_test.py --store $(PHENOMIX_HOME)/store/$(SCREEN)
+	@echo "== load_test (50 and 200 users, 60 s, loopback only)"
+	$(BENCH_PY) benchmarks/load_test.py --store $(PHENOMIX_HOME)/store/$(SCREEN) --users 50
+	$(BENCH_PY) benchmarks/load_test.py --store $(PHENOMIX_HOME)/store/$(SCREEN) --users 200
+	$(BENCH_PY) benchmarks/bench_browser_paint.py --screen $(SCREEN)
 	$(MAKE) readme
 
 # The callbacks of sets, selections and the two-map page at 110,592 wells (an embeddings-only screen,
@@ -105,6 +107,9 @@ bench-100k: install
 bench-million: install
 	$(BENCH_PY) benchmarks/bench_million.py
 	$(BENCH_PY) benchmarks/bench_callbacks_million.py
+	$(BENCH_PY) benchmarks/load_test.py --store $(PHENOMIX_HOME)/store/million --users 50
+	$(BENCH_PY) benchmarks/load_test.py --store $(PHENOMIX_HOME)/store/million --users 200
+	$(BENCH_PY) benchmarks/bench_browser_paint.py --store $(PHENOMIX_HOME)/store/million
 	$(MAKE) readme
 
 # The README's figure tables, rendered from benchmarks/results/*.json (tests/test_readme_figures.py checks them).
