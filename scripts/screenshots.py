@@ -65,10 +65,12 @@ def _examples(screen: str) -> dict[str, str]:
     from phenomix_dash import set_data
     from phenomix_dash.gene_sets import encode_annotation
 
+    # The complex with the most active members (then the largest): a set worth looking at.
     complexes = set_data.screen_sets(d).get("complex", {})
-    biggest = max(complexes, key=lambda n: len(complexes[n]), default=None)
+    active = set(act.loc[act["active"].astype(bool), "perturbation"].astype(str)) if "active" in act.columns else set()
+    best = max(complexes, key=lambda n: (len(active & set(complexes[n])), len(complexes[n])), default=None)
     return {"well": treated["well_id"].iloc[len(treated) // 3], "pert": pert,
-            "set": quote(encode_annotation("complex", biggest), safe="") if biggest else ""}
+            "set": quote(encode_annotation("complex", best), safe="") if best else ""}
 
 
 def main() -> int:

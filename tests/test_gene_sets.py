@@ -229,3 +229,10 @@ def test_pages_outline_exactly_the_members(app_data):
     for crafted in (["list:x"], {"a": 1}, "list:<script>", "ann:nosuch:x"):
         fig, _, _ = S.update_heatmap("gene_gene", "active", [], None, None, [], 10, 0.5, None, crafted)
         assert outlined_positions(fig) == ([], [])
+
+
+def test_a_p_value_at_the_floor_of_its_null_is_shown_as_a_bound() -> None:
+    from phenomix_dash.figures.sets import p_text
+
+    assert p_text(1 / 1001, 1000) == "p < 0.001"  # no random set reached it: 0.000999 would overstate precision
+    assert p_text(0.036, 1000) == "p = 0.036"

@@ -74,13 +74,20 @@ def plate_member_trace(rows: Sequence[int], cols: Sequence[int], well_ids: Seque
                       showlegend=bool(len(well_ids)))
 
 
+def p_text(p: float, n_null: int) -> str:
+    """'p = 0.036', or 'p < 0.001' when no random set reached the set's value (the +1-corrected p is
+    then its floor 1/(n+1), and printing 0.000999 would read as more precision than there is)."""
+    floor = 1 / (n_null + 1)
+    return f"p < {1 / n_null:.1g}" if n_null and p <= floor * (1 + 1e-9) else f"p = {p:.3g}"
+
+
 def null_figure(null: np.ndarray, observed: float, p: float, k: int, pool: int, label: str) -> go.Figure:
     """Histogram of the random sets' mean within-set cosine with the set's own value marked."""
     fig = go.Figure(go.Histogram(x=np.asarray(null, dtype=np.float64), nbinsx=40, marker={"color": "#999999"},
                                  name=f"{len(null):,} random sets of {k}", hovertemplate="%{x}: %{y} sets<extra></extra>"))
     fig.add_vline(x=observed, line={"color": SET_COLOUR, "width": 3})
     fig.update_layout(
-        title={"text": f"{label}: mean within-set cosine {observed:.3f}, p = {p:.3g}<br><sup>null: {len(null):,} random "
+        title={"text": f"{label}: mean within-set cosine {observed:.3f}, {p_text(p, len(null))}<br><sup>null: {len(null):,} random "
                        f"sets of {k} drawn from {pool:,} perturbations of the members' types (seeded)</sup>",
                "font": {"size": 14}},
         xaxis={"title": {"text": "mean pairwise cosine within a set"}}, yaxis={"title": {"text": "random sets"}},

@@ -14,7 +14,7 @@ from dash import Input, Output, callback, dcc, html
 
 from phenomix_dash.components import message
 from phenomix_dash.data import DataUnavailable, get_data
-from phenomix_dash.figures.sets import null_figure
+from phenomix_dash.figures.sets import null_figure, p_text
 from phenomix_dash.gene_sets import SetError, fraction_active
 from phenomix_dash.ids import SET_STORE, SETS_NULL, SETS_SUMMARY, SETS_TABLE
 from phenomix_dash.set_chooser import clean_set
@@ -70,8 +70,8 @@ def set_summary(d, key: str) -> tuple[list, dict, list[dict]]:
         fig = {"layout": {"title": {"text": "no within-set similarity"}, "height": 120}}
     else:
         lines.append(html.P(f"Mean within-set cosine {st.mean_cosine:.3f}; random sets of {st.size}: mean "
-                            f"{float(np.mean(st.null)):.3f}; p = {st.p_value:.3g} ({st.n_null:,} random sets, "
-                            f"p cannot go below {1 / (st.n_null + 1):.1g})"))
+                            f"{float(np.mean(st.null)):.3f}; {p_text(st.p_value, st.n_null)} ({st.n_null:,} random "
+                            f"sets; with none at or above the set's value, p is at most 1/{st.n_null + 1:,})"))
         fig = null_figure(st.null, st.mean_cosine, st.p_value, st.size, st.pool_size, s.label)
     return lines, fig, table.astype(object).where(table.notna(), None).to_dict("records")
 
