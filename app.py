@@ -15,8 +15,9 @@ if __name__ == "__main__":
 else:
     # `gunicorn app:server` imports this module: settings come from PHENOMIX_* variables;
     # gunicorn.conf.py binds 127.0.0.1:8050 by default and warns when exposed without auth.
-    from phenomix_dash import admission, compressed_answers, create_app
+    from phenomix_dash import admission, compressed_answers, create_app, limit_blas_for_serving
 
+    limit_blas_for_serving()
     app = create_app()
     server = app.server
     # Requests beyond a few computing at once per worker wait their turn, or get a clear 503 with

@@ -55,10 +55,11 @@ class InProcess:
 def start_app(store: Path) -> tuple[InProcess, float]:
     """The app on ``store`` as a server starts it; returns once its background warm-up is done."""
     from phenomix.settings import Settings
-    from phenomix_dash import cache, create_app
+    from phenomix_dash import cache, create_app, limit_blas_for_serving
 
     # A fresh shared cache: the workers' disk tier would otherwise answer "cold" calls from an earlier run.
     cache.configure_disk(tempfile.mkdtemp(prefix="phenomix-bench-cache-"))
+    limit_blas_for_serving()  # as every serving process does (app.py, gunicorn workers)
     app = create_app(Settings(store=store))
     t0 = time.perf_counter()
     for t in threading.enumerate():

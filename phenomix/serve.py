@@ -67,7 +67,7 @@ def warn_if_exposed(host: str, mode: str | None) -> str | None:
 def serve(settings: Settings) -> int:
     """Build the app for ``settings`` and serve it until interrupted; 2 for a refused configuration."""
     # Imported here, not at the top: `phenomix --help` and the pipeline's commands need no Dash.
-    from phenomix_dash import create_app
+    from phenomix_dash import create_app, limit_blas_for_serving
     from phenomix_dash.auth import AuthConfigError, auth_mode
     from phenomix_dash.security import is_loopback
 
@@ -84,6 +84,7 @@ def serve(settings: Settings) -> int:
     os.environ["PHENOMIX_STORE"] = str(settings.store)
     if settings.store_root is not None:
         os.environ["PHENOMIX_STORE_ROOT"] = str(settings.store_root)
+    limit_blas_for_serving()
     try:
         app = create_app(settings)
     except AuthConfigError as err:

@@ -17,7 +17,7 @@ from phenomix.settings import ASSETS_DIR, Settings
 from . import cache, data, ids, screens, security
 from .auth import install_auth
 from .components import navbar, provenance_footer, register_navbar
-from .components.screen_switcher import screen_switcher
+from .components.screen_switcher import page_path_of_request, screen_switcher
 from .links import page_href
 from .set_chooser import register as register_sets
 from .set_chooser import set_bar
@@ -34,10 +34,6 @@ def create_app(settings: Settings | None = None, environ: dict[str, str] | None 
     os.environ); the mode installed is ``app.phenomix_auth`` (None: no authentication).
     """
     settings = settings or Settings.from_env()
-    # One BLAS thread per server thread: requests already run in parallel (threads, workers), and
-    # OpenBLAS's spinning threads on a busy 2-core machine turned a 60,000 x 128 covariance from
-    # 0.4 s into 8-12 s (load 8, measured side by side); a dashboard needs no BLAS parallelism.
-    threadpool_limits(1, user_api="blas")
     data.configure(settings)
     shared = cache.disk_cache()  # PHENOMIX_HOME/cache/dashboard unless configured before
     app = dash.Dash(
@@ -73,6 +69,19 @@ def create_app(settings: Settings | None = None, environ: dict[str, str] | None 
     return app
 
 
+def limit_blas_for_serving() -> None:
+    """One BLAS thread for the whole process, for the processes that serve (app.py, `phenomix serve`,
+    gunicorn workers, the callback benchmark).
+
+    Requests already run in parallel (threads, workers), and OpenBLAS's spinning threads on a busy
+    2-core machine turned a 60,000 x 128 covariance from 0.4 s into 8-12 s (load 8, measured side by
+    side). Not done by `create_app`: the limit is process-wide and outlives the call, so a test or a
+    notebook that builds the app would silently run everything after it (a pipeline, its float32
+    sums) with other BLAS threads than a fresh process.
+    """
+    threadpool_limits(1, user_api="blas")
+
+
 def _layout() -> html.Div:
     """The frame of every page for the request's screen: navbar with its switcher, page, footer."""
     reg = screens.registry()
@@ -90,7 +99,7 @@ def _layout() -> html.Div:
     return html.Div(
         [
             dcc.Location(id=ids.URL, refresh="callback-nav"),
-            navbar(screen_switcher(current, entries), href=page_href),
+            navbar(screen_switcher(current, entries, page_path_of_request()), href=page_href),
             set_bar(),  # the gene-set chooser: on every page, its set in the URL
             dbc.Container(dash.page_container, fluid=True),
             dbc.Container(html.Div(provenance_footer(prov), id=ids.PROVENANCE), fluid=True),

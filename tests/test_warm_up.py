@@ -72,3 +72,18 @@ def test_page_load_reads_annotations_without_opening_the_wells_table(tiny_store)
     assert "screen" not in d.__dict__, "reading an annotation table opened (and validated) the whole screen"
     assert d.ground_truth("no_such_table") is None
     assert d.screen.ground_truth("compound_targets").equals(targets)  # the same table as through the screen
+
+
+def test_building_the_app_leaves_the_process_blas_threads_alone(tiny_store):
+    """The one-BLAS-thread limit is the serving processes' (app.py, gunicorn): building the app in a
+    test or notebook must not change how everything after it multiplies (a pipeline run in the same
+    process then summed float32 in another order than a fresh process and its artifacts differed)."""
+    from threadpoolctl import threadpool_info
+
+    from phenomix.settings import Settings
+    from phenomix_dash import create_app
+
+    before = [(p["internal_api"], p["num_threads"]) for p in threadpool_info()]
+    create_app(Settings(store=tiny_store))
+    _wait_for_warm_up()
+    assert [(p["internal_api"], p["num_threads"]) for p in threadpool_info()] == before
