@@ -301,6 +301,19 @@ def test_the_switcher_lists_every_screen_and_the_damaged_one_with_its_reason(roo
     assert "/?screen=alpha" in layout and "/map?screen=beta" in layout  # switcher items, navbar links
 
 
+def test_the_switcher_links_to_the_page_being_viewed_from_the_first_render(root):
+    """The layout request's Referer is the page: its switcher items already point at that page on
+    the other screens (a click before any callback answers must not land on the overview)."""
+    app, client = _app(root, {})
+    layout = client.get("/_dash-layout", headers={"Referer": "http://localhost/map?screen=beta&sel=G1"})
+    text = layout.get_data(as_text=True).replace("\\u002f", "/")
+    assert "/map?screen=alpha" in text and "/?screen=alpha" not in text
+    # A Referer naming another host or a scheme-relative path gives the overview, never that URL.
+    for bad in ("http://evil.example//evil.example/x", "not a url"):
+        text = client.get("/_dash-layout", headers={"Referer": bad}).get_data(as_text=True)
+        assert "evil.example" not in text.replace("\\u002f", "/")
+
+
 def test_background_callbacks_read_the_screen_and_user_from_the_original_request(served):
     """Exports run in a child process without a Flask request: Dash hands them the request's headers."""
     from dash._callback_context import context_value
