@@ -29,8 +29,8 @@ from phenomix_dash.ids import (
 from phenomix_dash.selection import (
     SelectionError,
     colour_spec,
-    encode_region,
     drawn_hover_texts,
+    encode_region,
     point_coordinates,
     point_index,
     region_from_selected_data,
