@@ -113,8 +113,19 @@ def wait_for_jobs(timeout: float = 300.0) -> None:
     """Until the background jobs this process started (child processes) have finished."""
     import psutil
 
+    def running() -> list:
+        # A finished job stays a zombie until the manager reaps it (at its next job): it is done.
+        out = []
+        for child in psutil.Process().children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    out.append(child)
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
     t0 = time.perf_counter()
-    while psutil.Process().children() and time.perf_counter() - t0 < timeout:
+    while running() and time.perf_counter() - t0 < timeout:
         time.sleep(0.2)
 
 
