@@ -270,6 +270,23 @@ def null_pool(perts: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     return ent[np.isin(t, sorted(types))] if types else ent
 
 
+def random_set_cosines(unit: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Mean pairwise cosine of each random set (a row of ``draws``), in float64.
+
+    Each set's sum of members is one row of (set-membership matrix) @ unit, a sparse product: no
+    (sets x k x d) gather. That gather was 32 MB of fresh float64 for 1,000 sets of 31, and page-faulting
+    it made the first set of a new process cost 0.35-0.45 s at 33,405 perturbations (7 ms this way).
+    """
+    from scipy import sparse
+
+    n, k = draws.shape
+    unit64 = np.asarray(unit, dtype=np.float64)
+    member = sparse.csr_matrix((np.ones(n * k), draws.ravel(), np.arange(0, n * k + 1, k)), shape=(n, len(unit64)))
+    sums = np.asarray(member @ unit64)
+    sq = np.einsum("ij,ij->i", unit64, unit64)  # |v|^2 of every row: 1 up to rounding for unit vectors
+    return ((sums * sums).sum(axis=1) - sq[draws].sum(axis=1)) / (k * (k - 1))
+
+
 def set_statistics(unit: np.ndarray, rows: np.ndarray, pool: np.ndarray, n_null: int = N_NULL,
                    seed: int = 0) -> SetStats:
     """Observed mean within-set cosine and its p-value against ``n_null`` random same-size sets
@@ -278,13 +295,7 @@ def set_statistics(unit: np.ndarray, rows: np.ndarray, pool: np.ndarray, n_null:
     obs = mean_pairwise_cosine(unit, rows)
     k = len(rows)
     draws = random_sets(pool, k, n_null, seed)
-    null = np.empty(n_null, dtype=np.float64)
-    step = max(1, 4_000_000 // max(1, k * unit.shape[1]))
-    for i in range(0, n_null, step):
-        idx = draws[i:i + step]
-        v = np.asarray(unit[idx.ravel()], dtype=np.float64).reshape(len(idx), k, -1)
-        s = v.sum(axis=1)
-        null[i:i + step] = ((s * s).sum(axis=1) - (v * v).sum(axis=(1, 2))) / (k * (k - 1))
+    null = random_set_cosines(unit, draws)
     p = (1 + int((null >= obs).sum())) / (1 + n_null)
     return SetStats(k, obs, null, p, int(len(pool)))
 

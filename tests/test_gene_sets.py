@@ -93,6 +93,17 @@ def test_mean_pairwise_cosine_matches_the_pairs():
     assert gs.mean_pairwise_cosine(u, rows) == pytest.approx(np.mean(pairs))
 
 
+def test_each_random_sets_null_value_is_its_mean_pairwise_cosine():
+    """The null's sparse sum gives, set by set, what the observed statistic is for a real set."""
+    rng = np.random.default_rng(2)
+    u = rng.normal(size=(60, 8)).astype(np.float32)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    draws = gs.random_sets(np.arange(5, 60), 7, 50, seed=4)
+    got = gs.random_set_cosines(u, draws)
+    want = [gs.mean_pairwise_cosine(u, r) for r in draws]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
 def test_random_sets_have_distinct_members_from_the_pool():
     pool = np.arange(100, 130)
     draws = gs.random_sets(pool, 5, 400, seed=3)
