@@ -13,6 +13,7 @@ import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from plotly.io.json import to_json_plotly as to_json
 
 from phenomix_dash.compare_views import (
     MISSING,
@@ -153,7 +154,8 @@ def warm_up() -> None:
         d = get_data()
         left, right, *_ = clean(d, None, None, None, None)
         for s in (left, right):
-            map_figure(d, s, None, None)
+            # Serialised too, as its answer will be: grows the heap once (see the map page's warm_up).
+            to_json(map_figure(d, s, None, None))
         overlap_positions(d)
         well_entities(d)
         for s in run_spaces(d):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from plotly.io.json import to_json_plotly as to_json
 
 from phenomix_dash.cache import memoize
 from phenomix_dash.components import message
@@ -202,7 +203,10 @@ def warm_up() -> None:
     usual first interactions need: the point lookup of a click (a dict over every well, ~1 s at a
     million), the colour codes of the first colour changes and the perturbation-level map."""
     steps = [
-        lambda d: map_update(d, *clean_state(None, None, None)[:3], None, None, None, set(), wire=True),
+        # Serialised as a callback answer is: the first answer of a process otherwise also pays for
+        # growing the heap to the answer's size (page faults of fresh memory: 0.2-0.5 s of orjson at
+        # 110,592 wells, profiled in bench_callbacks' cold child; 40 ms once the heap has grown).
+        lambda d: to_json(map_update(d, *clean_state(None, None, None)[:3], None, None, None, set(), wire=True)),
         _bench_figure,  # the layout's own figure
         warm_selections,
         lambda d: [point_index(d, level, "") for level in LEVELS],
