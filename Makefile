@@ -98,7 +98,7 @@ bench-100k: install
 	@test -f $(W100K_SCREEN)/screen.json || $(BIN)/python -m precompute generate --preset large --embeddings-only \
 	  --n-wells 100000 --out $(W100K_SCREEN)
 	$(BENCH_PY) -m precompute run --screen $(W100K_SCREEN) --store $(W100K_STORE) --embedder features --run-name default
-	$(BENCH_PY) benchmarks/bench_callbacks.py --store $(W100K_STORE) --name wells_100k_sets \
+	$(BENCH_PY) benchmarks/bench_callbacks.py --store $(W100K_STORE) --name wells_100k_sets --cold-processes 5 \
 	  --pages '/map?sel={A}&selA={A}&selB={B}&set={SET},/sets?set={SET},/compare?on=features:raw&sel={A}' \
 	  --values '{"set-store.data": "{SET}"}' --clicks map-store-a-button,map-selection-download-button,map-selection-h5ad-button,compare-overlap-export
 

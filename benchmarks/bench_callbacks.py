@@ -228,6 +228,8 @@ def main() -> int:
     p.add_argument("--values", default=None,
                    help='JSON {"component-id.prop": value}: what a user has set (e.g. the gene set store, a pasted list)')
     p.add_argument("--clicks", default="", help="comma-separated button ids: also time the callbacks a click fires")
+    p.add_argument("--cold-processes", type=int, default=1,
+                   help="fresh processes per page, each one cold sample: cold_ms is their median, cold_ms_max the worst")
     p.add_argument("--name", default=None, help="results file callbacks_NAME.json (default: the screen)")
     p.add_argument("--cold-child", type=Path, default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -255,10 +257,16 @@ def main() -> int:
         # otherwise compete with the calls timed after them.
         fired.sort(key=lambda lb: lb[0].split(" (click")[0] in background)
         calls = [(f"{path} layout", layout_body(deps, path)), *fired]
-        cold = cold_calls(store, [b for _, b in calls])
+        # Each fresh process is one cold sample; on a shared VM one sample of a first call swung
+        # 120-680 ms between quiet runs, so --cold-processes N reports the median and the worst.
+        colds = [cold_calls(store, [b for _, b in calls]) for _ in range(a.cold_processes)]
+        cold = colds[0]
         for i, (label, body) in enumerate(calls):
             is_bg = label.split(" (click")[0] in background
-            rows.append({"page": path, "callback": label[:90], "background": is_bg, "cold_ms": cold["ms"][i],
+            samples = [c["ms"][i] for c in colds]
+            rows.append({"page": path, "callback": label[:90], "background": is_bg,
+                         "cold_ms": round(statistics.median(samples), 1), "cold_ms_max": max(samples),
+                         "cold_ms_samples": samples,
                          "cold_status": cold["status"][i], "cold_process_startup_s": cold["startup_s"],
                          **warm_calls(client, body, 0 if is_bg else a.repeats)})
         wait_for_jobs()
@@ -268,6 +276,9 @@ def main() -> int:
               + "".join(f"{'-' if v is None else format(v, '.1f'):>10}" for v in (r["warm_median_ms"], r["warm_max_ms"]))
               + f"  {r['callback']}")
     over = [r["callback"] for r in rows if r["cold_ms"] > TARGET_MS]
+    if a.cold_processes > 1:
+        print(f"cold = median of {a.cold_processes} fresh processes; over target in the worst one: "
+              f"{[(r['callback'][:50], r['cold_ms_max']) for r in rows if r['cold_ms_max'] > TARGET_MS] or 'none'}")
     print(f"{len(rows)} calls; slowest cold {max(r['cold_ms'] for r in rows):.0f} ms, slowest warm median "
           f"{max((r['warm_median_ms'] for r in rows if not r['background']), default=0):.0f} ms (target {TARGET_MS} ms, cold); over target cold: {over or 'none'}")
     out = save_result(RESULTS / f"callbacks_{a.name or a.screen}.json",

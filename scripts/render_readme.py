@@ -280,19 +280,26 @@ def set_callbacks(res: Results) -> str:
         return f"Set, selection and two-map callbacks at 100,000 wells: {MISSING} (run `make bench-100k`).\n\n" \
             + res.conditions() + "\n"
     target = cb["targets"]["cold_ms"]
+    n_cold = len(cb["rows"][0].get("cold_ms_samples", [0])) if cb["rows"] else 1
     lines = [f"Server time of every callback a view with a gene set, a selection and A/B stored fires, then the "
              f"Sets and Compare pages, on the {cb.get('n_wells', 110_592):,}-well store (in-process; goal: cold "
-             f"under {target} ms; a background callback's row is the request that starts its job):", "",
+             f"under {target} ms; a background callback's row is the request that starts its job"
+             + (f"; cold is the median (worst) of {n_cold} fresh processes" if n_cold > 1 else "") + "):", "",
              "| page | callback | cold, ms | warm median (max), ms | response |", "|---|---|---:|---:|---:|"]
     for r in cb["rows"]:
         name = r["callback"] if not r["callback"].startswith("/") else "layout"
         name = re.sub(r"@[0-9a-f]{16,}", "", name).replace("|", "/").replace("...", ", ").strip(". ")
         warm = "–" if r.get("warm_median_ms") is None else f"{r['warm_median_ms']:.0f} ({r['warm_max_ms']:.0f})"
         bg = " (background job)" if r.get("background") else ""
-        lines.append(f"| {r['page'].split('?')[0]} | {name[:70]}{bg} | {r['cold_ms']:.0f} | {warm} | {_size(r['bytes'])} |")
+        cold = f"{r['cold_ms']:.0f}" + (f" ({r['cold_ms_max']:.0f})" if n_cold > 1 else "")
+        lines.append(f"| {r['page'].split('?')[0]} | {name[:70]}{bg} | {cold} | {warm} | {_size(r['bytes'])} |")
     over = [r for r in cb["rows"] if r["cold_ms"] > target]
-    lines += ["", f"Over {target} ms cold: " + (", ".join(f"{r['callback'][:50].strip('.')} ({r['cold_ms']:.0f} ms)" for r in over)
-                                              if over else "none") + "."]
+    worst = [r for r in cb["rows"] if r.get("cold_ms_max", r["cold_ms"]) > target and r not in over]
+    lines += ["", f"Over {target} ms cold{' (median)' if n_cold > 1 else ''}: "
+              + (", ".join(f"{r['callback'][:50].strip('.')} ({r['cold_ms']:.0f} ms)" for r in over) if over else "none") + "."]
+    if n_cold > 1:
+        lines[-1] += " Over it in the worst process only: " + (
+            ", ".join(f"{r['callback'][:50].strip('.')} ({r['cold_ms_max']:.0f} ms)" for r in worst) if worst else "none") + "."
     return "\n".join(lines) + "\n\n" + res.conditions() + "\n"
 
 
