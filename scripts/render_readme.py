@@ -286,9 +286,12 @@ def set_callbacks(res: Results) -> str:
              f"under {target} ms; a background callback's row is the request that starts its job"
              + (f"; cold is the median (worst) of {n_cold} fresh processes" if n_cold > 1 else "") + "):", "",
              "| page | callback | cold, ms | warm median (max), ms | response |", "|---|---|---:|---:|---:|"]
-    for r in cb["rows"]:
+    def label(r: dict) -> str:
         name = r["callback"] if not r["callback"].startswith("/") else "layout"
-        name = re.sub(r"@[0-9a-f]{16,}", "", name).replace("|", "/").replace("...", ", ").strip(". ")
+        return re.sub(r"@[0-9a-f]{16,}", "", name).replace("|", "/").replace("...", ", ").strip(". ")[:70]
+
+    for r in cb["rows"]:
+        name = label(r)
         warm = "–" if r.get("warm_median_ms") is None else f"{r['warm_median_ms']:.0f} ({r['warm_max_ms']:.0f})"
         bg = " (background job)" if r.get("background") else ""
         cold = f"{r['cold_ms']:.0f}" + (f" ({r['cold_ms_max']:.0f})" if n_cold > 1 else "")
@@ -296,10 +299,10 @@ def set_callbacks(res: Results) -> str:
     over = [r for r in cb["rows"] if r["cold_ms"] > target]
     worst = [r for r in cb["rows"] if r.get("cold_ms_max", r["cold_ms"]) > target and r not in over]
     lines += ["", f"Over {target} ms cold{' (median)' if n_cold > 1 else ''}: "
-              + (", ".join(f"{r['callback'][:50].strip('.')} ({r['cold_ms']:.0f} ms)" for r in over) if over else "none") + "."]
+              + (", ".join(f"{r['page'].split('?')[0]} {label(r)} ({r['cold_ms']:.0f} ms)" for r in over) if over else "none") + "."]
     if n_cold > 1:
         lines[-1] += " Over it in the worst process only: " + (
-            ", ".join(f"{r['callback'][:50].strip('.')} ({r['cold_ms_max']:.0f} ms)" for r in worst) if worst else "none") + "."
+            ", ".join(f"{r['page'].split('?')[0]} {label(r)} ({r['cold_ms_max']:.0f} ms)" for r in worst) if worst else "none") + "."
     return "\n".join(lines) + "\n\n" + res.conditions() + "\n"
 
 
