@@ -118,3 +118,19 @@ def app_data(tiny_store):
 
     create_app(Settings(store=tiny_store))
     return get_data()
+
+
+@pytest.fixture(autouse=True)
+def _blas_threads_put_back():
+    """Undo a test's process-wide BLAS/OpenMP thread limit (importing app.py, the serving entry, sets
+    one thread for the whole process): the tests after it must compute as a fresh process does, since
+    the pipeline tests compare an in-process store with a subprocess rerun byte for byte, and float32
+    sums (UMAP's start, the block top-k) round differently on another thread count."""
+    from threadpoolctl import ThreadpoolController
+
+    before = {lib.filepath: lib.num_threads for lib in ThreadpoolController().lib_controllers}
+    yield
+    for lib in ThreadpoolController().lib_controllers:
+        n = before.get(lib.filepath)
+        if n is not None and lib.num_threads != n:
+            lib.set_num_threads(n)
