@@ -180,6 +180,13 @@ def test_plates_callbacks(app_data):
     plate = d.plates["plate"].iloc[0]
     heat, _ = p.update_metric_views("pc1_raw", plate)
     assert heat.data[0].zmid == 0 and plate in heat.layout.title.text
+    # Each cell of one plate's map is that plate's well at that position, with its own value.
+    z = np.asarray(heat.data[0].z, dtype=float)
+    values = d.well_metrics()["pc1_raw"].to_numpy()
+    on_plate = np.flatnonzero((d.wells["plate"] == plate).to_numpy())
+    rows, cols = d.wells["row"].to_numpy()[on_plate], d.wells["col"].to_numpy()[on_plate]
+    np.testing.assert_allclose(z[rows - 1, cols - 1], values[on_plate])  # rows and columns count from 1
+    assert np.isnan(z).sum() == z.size - len(on_plate)  # the empty positions show no value
     assert "unknown well metric" in p.update_metric_views("nope", plate)[0]["layout"]["title"]["text"]
     pos, bench, sim = p.update_static_views("/plates")  # figure dicts, cached per store
     assert {t["name"] for t in pos["data"]} == {"same position", "different position"}

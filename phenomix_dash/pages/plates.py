@@ -213,12 +213,27 @@ def heatmap_figure(d, metric: str, plate: str):
     if plate == ALL_PLATES:
         grid, title = pooled_grid(d, metric), f"{label}: median over {len(d.plates)} plates"
     else:
-        wells = d.plate_wells(plate)
-        rows = np.fromiter((d.well_index[w] for w in wells["well_id"]), dtype=np.int64, count=len(wells))
-        grid = plate_grid(wells, metric_values(d, metric)[rows], d.plate_format)
+        # The plate's rows by position: no lookup of each well id in a dict over every well (building
+        # that dict cost ~0.5 s of a fresh process's first plate view at a million wells).
+        rows = np.flatnonzero((d.wells["plate"] == plate).to_numpy())
+        if not rows.size:
+            raise DataUnavailable(f"unknown plate {plate!r}")
+        grid = plate_grid(d.wells.iloc[rows], metric_values(d, metric)[rows], d.plate_format)
         title = f"{label}: plate {plate}"
     return plate_heatmap_figure(grid, title=title, colorbar_title=label.split(" (")[0], diverging=diverging,
                                 plate_format=d.plate_format)
+
+
+def warm_up() -> None:
+    """At server start: the default view (first metric, all plates) and its profiles, so the first
+    visitor does not read and reduce the well metrics (0.65-0.73 s cold at a million wells)."""
+    try:
+        d = get_data()
+        opts = metric_options(d)
+        if opts:
+            update_metric_views(opts[0]["value"], ALL_PLATES)
+    except (DataUnavailable, ValueError, KeyError):
+        pass  # the page says what is missing when asked
 
 
 def outline_set(fig, d, set_key: str | None, plate: str):
