@@ -138,12 +138,15 @@ class PhenomixData:
             }
         )
 
-    def plate_wells(self, plate: str) -> pd.DataFrame:
-        w = self.wells
-        sub = w[w["plate"] == plate]
-        if sub.empty:
+    def plate_rows(self, plate: str) -> np.ndarray:
+        """Positions of ``plate``'s wells in the wells table (and in every per-well array)."""
+        rows = np.flatnonzero((self.wells["plate"] == plate).to_numpy())
+        if not rows.size:
             raise DataUnavailable(f"unknown plate {plate!r}")
-        return sub
+        return rows
+
+    def plate_wells(self, plate: str) -> pd.DataFrame:
+        return self.wells.iloc[self.plate_rows(plate)]
 
     def well_row(self, well_id: str) -> pd.Series:
         i = self.well_index.get(well_id)

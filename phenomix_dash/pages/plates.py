@@ -213,11 +213,9 @@ def heatmap_figure(d, metric: str, plate: str):
     if plate == ALL_PLATES:
         grid, title = pooled_grid(d, metric), f"{label}: median over {len(d.plates)} plates"
     else:
-        # The plate's rows by position: no lookup of each well id in a dict over every well (building
-        # that dict cost ~0.5 s of a fresh process's first plate view at a million wells).
-        rows = np.flatnonzero((d.wells["plate"] == plate).to_numpy())
-        if not rows.size:
-            raise DataUnavailable(f"unknown plate {plate!r}")
+        # By position: no lookup of each well id in a dict over every well (building that dict cost
+        # ~0.5 s of a fresh process's first plate view at a million wells).
+        rows = d.plate_rows(plate)
         grid = plate_grid(d.wells.iloc[rows], metric_values(d, metric)[rows], d.plate_format)
         title = f"{label}: plate {plate}"
     return plate_heatmap_figure(grid, title=title, colorbar_title=label.split(" (")[0], diverging=diverging,
