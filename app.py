@@ -15,7 +15,7 @@ if __name__ == "__main__":
 else:
     # `gunicorn app:server` imports this module: settings come from PHENOMIX_* variables;
     # gunicorn.conf.py binds 127.0.0.1:8050 by default and warns when exposed without auth.
-    from phenomix_dash import admission, compressed_answers, create_app, limit_blas_for_serving
+    from phenomix_dash import admission, compressed_answers, create_app, limit_blas_for_serving, shared_answers
 
     limit_blas_for_serving()
     app = create_app()
@@ -26,3 +26,7 @@ else:
     # Large answers (the maps) compressed once per distinct body (PHENOMIX_COMPRESSED_CACHE_MB per
     # worker; 0: every time, by flask-compress).
     compressed_answers.install(server, int(os.environ.get("PHENOMIX_COMPRESSED_CACHE_MB", "128")) * 2**20)
+    # Answers of pure callbacks (maps, neighbours, heatmaps) kept in the cache every worker shares:
+    # a view one user asked for is a file read for the next, from any worker (PHENOMIX_SHARED_ANSWERS=0: off).
+    if os.environ.get("PHENOMIX_SHARED_ANSWERS", "1") != "0":
+        shared_answers.install(server)

@@ -11,12 +11,14 @@ Everything comes from PHENOMIX_* variables (see docs/team.md):
     PHENOMIX_MAX_WAIT (5) / PHENOMIX_RETRY_AFTER (2)   seconds a request waits for its turn before a
                                                        503 with Retry-After (phenomix_dash/admission.py)
     PHENOMIX_PRELOAD (1)                               0: every worker builds and warms its own app
+    PHENOMIX_SHARED_ANSWERS (1)                        0: pure callbacks' answers not shared by workers
     PHENOMIX_WARM_WAIT (600)                           seconds the master waits for the warm-up
     PHENOMIX_TIMEOUT (120)                             seconds before a stuck worker is replaced
     PHENOMIX_AUTH_FILE / PHENOMIX_TRUST_HEADER         authentication (phenomix_dash/auth.py)
     PHENOMIX_SCREEN_ACCESS                             per-user screens in header mode
     PHENOMIX_HOME (./var)                              its cache/dashboard/ folder is the cache the
-                                                       workers share (phenomix_dash/cache.py)
+                                                       workers share (phenomix_dash/cache.py), unless
+    PHENOMIX_CACHE_DIR                                 names another
 
 A ``--bind`` on the command line wins over PHENOMIX_HOST/PORT; the exposure check runs on
 whatever is finally bound.

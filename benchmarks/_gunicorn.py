@@ -22,14 +22,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(store: Path, port: int, workers: int | None = None, log: Path | None = None) -> subprocess.Popen:
-    """gunicorn with the project's gunicorn.conf.py on ``store`` (``workers`` None: its default).
+def start_gunicorn(store: Path, port: int, workers: int | None = None, log: Path | None = None,
+                   cache_dir: Path | None = None, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    """gunicorn with the project's gunicorn.conf.py on ``store`` (``workers`` None: its default),
+    its shared cache in ``cache_dir`` (None: the default folder), ``env_extra`` added to its environment.
     Its log goes to ``log`` (default: discarded), never to a pipe nobody reads, which fills and
     stalls the server once it has logged 64 KB."""
     env = {**os.environ, "PHENOMIX_STORE": str(store), "PHENOMIX_HOST": "127.0.0.1", "PHENOMIX_PORT": str(port),
            "PHENOMIX_ACCESS_LOG": "", "PYTHONPATH": str(REPO)}
     if workers is not None:
         env["PHENOMIX_WORKERS"] = str(workers)
+    if cache_dir is not None:
+        env["PHENOMIX_CACHE_DIR"] = str(cache_dir)
+    env.update(env_extra or {})
     env.pop("PHENOMIX_AUTH_FILE", None)
     env.pop("PHENOMIX_TRUST_HEADER", None)
     err = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115 (the child holds it)

@@ -14,6 +14,9 @@ counted as "shed", apart from errors. Any other status than 200/204, a traceback
 failed connection is an error. When this script starts gunicorn it keeps its log and counts the
 workers that died or were replaced ("WORKER TIMEOUT", boots beyond the first ones). Latency
 percentiles (answered requests) go to benchmarks/results/load_test_<store>_<users>.json.
+The server it starts gets a fresh shared cache, so what it answers from its shared answers
+(phenomix_dash/shared_answers.py, counted as ``shared_hits``) was computed during the run;
+``--no-shared-answers`` serves without them, for the side-by-side figure.
 Only 127.0.0.1 / localhost / ::1 are accepted as targets.
 """
 
@@ -25,9 +28,11 @@ import http.client
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -115,6 +120,7 @@ class Client:
         self.headers = headers or {}
         self.conn: http.client.HTTPConnection | None = None
         self.last_retry_after: str | None = None  # the last answer's Retry-After header
+        self.last_shared = False  # the last answer came from the server's shared answers
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         data = None if body is None else json.dumps(body).encode()
@@ -126,6 +132,7 @@ class Client:
                 self.conn.request(method, path, body=data, headers=headers)
                 resp = self.conn.getresponse()
                 self.last_retry_after = resp.getheader("Retry-After")
+                self.last_shared = resp.getheader("X-Phenomix-Shared-Answer") == "hit"
                 return resp.status, decoded(resp.read(), resp.getheader("Content-Encoding"))
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self.close()
@@ -273,6 +280,7 @@ def run_load(host: str, port: int, targets: list[dict], users: int, duration: fl
     results: dict[str, list[float]] = {t["label"]: [] for t in targets}
     errors: list[str] = []
     shed: dict[str, list[float]] = {t["label"]: [] for t in targets}
+    shared_hits: dict[str, int] = {t["label"]: 0 for t in targets}
     sent = [0]
     deadline = time.monotonic() + duration
 
@@ -304,6 +312,7 @@ def run_load(host: str, port: int, targets: list[dict], users: int, duration: fl
                 with lock:
                     if ok:
                         results[t["label"]].append(dt)
+                        shared_hits[t["label"]] += client.last_shared
                     elif status == 503 and client.last_retry_after is not None:
                         shed[t["label"]].append(dt)
                     else:
@@ -334,7 +343,9 @@ def run_load(host: str, port: int, targets: list[dict], users: int, duration: fl
             "error_examples": errors[:5], "shed": len(shed_s), "shed_per_callback": {k: len(v) for k, v in shed.items()},
             "shed_wait_ms_max": round(max(shed_s) * 1000, 1) if shed_s else None,
             "throughput_rps": round(n_all / wall, 1), "answered_rps": round(len(everything) / wall, 1),
-            "overall": stats(everything), "per_callback": {k: stats(v) for k, v in results.items()}}
+            "overall": stats(everything), "per_callback": {k: stats(v) for k, v in results.items()},
+            # answers read back from the server's shared answers (computed by a worker before, in this run)
+            "shared_hits": sum(shared_hits.values()), "shared_hits_per_callback": shared_hits}
 
 
 def result_path(store_name: str, users: int) -> Path:
@@ -357,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--auth-header", default=None, help="'Name: value' sent with every request (trusted-header auth)")
     p.add_argument("--accept-encoding", default=BROWSER_ENCODINGS,
                    help=f"Accept-Encoding sent, as a browser does (default {BROWSER_ENCODINGS!r}; '' for none)")
+    p.add_argument("--no-shared-answers", action="store_true",
+                   help="serve with PHENOMIX_SHARED_ANSWERS=0 (every answer computed by its worker)")
     p.add_argument("--out", type=Path, default=None,
                    help="result file (default benchmarks/results/load_test_<store>_<users>.json)")
     p.add_argument("--server-log", type=Path, default=None,
@@ -388,7 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         log = a.server_log or out.with_suffix(".log")
         host, port = "127.0.0.1", free_port()
         t0 = time.monotonic()
-        server = start_gunicorn(store, port, a.workers, log=log)
+        # A fresh shared cache: the run starts as a new server does, and earns what it reads back.
+        cache_dir = Path(tempfile.mkdtemp(prefix="phenomix-load-cache-"))
+        server = start_gunicorn(store, port, a.workers, log=log, cache_dir=cache_dir,
+                                env_extra={"PHENOMIX_SHARED_ANSWERS": "0" if a.no_shared_answers else "1"})
     try:
         wait_ready(host, port)
         ready_s = round(time.monotonic() - t0, 1) if server is not None else None
@@ -404,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 server.kill()
+            shutil.rmtree(cache_dir, ignore_errors=True)
     events = worker_events(log.read_text(errors="replace")) if log is not None else None
     result.update({
         "store_name": store_name, "users": a.users, "duration_s": a.duration, "think_s": list(a.think),
@@ -412,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         # from gunicorn's log: workers x threads it ran, and any worker that died or was replaced
         "workers": events["workers"] if events else None, "worker_events": events,
         "first_answer_after_start_s": ready_s, "server_log": str(log) if log else None,
+        "shared_answers": None if server is None else not a.no_shared_answers,
+        "cache": "fresh temporary folder" if server is not None else "the running server's",
         # the store served: known when this script started the server; for --url, whatever that one serves
         "store": str(store.resolve()) if store is not None else None, "url": a.url,
         "targets": {t["label"]: t["callback"]["output"] for t in targets},
@@ -422,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['errors']} errors, {result['shed']} shed (503); p50 {o['p50_ms']:.0f} ms, "
           f"p95 {o['p95_ms']:.0f} ms, p99 {o['p99_ms']:.0f} ms" if o["requests"]
           else f"{result['errors']} errors, {result['shed']} shed, no request answered")
+    print(f"answered from the shared answers: {result['shared_hits']} of {result['answered']}")
     for k, v in result["per_callback"].items():
         if v["requests"]:
             print(f"  {k:<16}{v['requests']:>6}  p50 {v['p50_ms']:.0f}  p95 {v['p95_ms']:.0f}  p99 {v['p99_ms']:.0f} ms")

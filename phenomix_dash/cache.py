@@ -93,7 +93,9 @@ _disk_guard = threading.Lock()
 
 
 def default_disk_dir() -> Path:
-    return phenomix_home() / "cache" / "dashboard"
+    """PHENOMIX_CACHE_DIR, else PHENOMIX_HOME/cache/dashboard."""
+    explicit = os.environ.get("PHENOMIX_CACHE_DIR")
+    return Path(explicit) if explicit else phenomix_home() / "cache" / "dashboard"
 
 
 def configure_disk(directory: str | Path | None = None, size_limit: int = DISK_LIMIT_BYTES) -> Any:

@@ -81,6 +81,7 @@ from phenomix_dash.selection_panels import (
 )
 from phenomix_dash.selection_stats import selection_h5ad, selection_perturbations_csv
 from phenomix_dash.set_chooser import clean_set
+from phenomix_dash.shared_answers import shareable
 
 dash.register_page(__name__, path="/map", name="Map", title="Phenomix · map", order=1)
 
@@ -244,6 +245,9 @@ def update_maps(level, space, color, point, sel, set_key, drawn):
     except (DataUnavailable, ValueError, KeyError, SelectionError) as err:
         empty = {"layout": {"title": {"text": str(err)}}}
         return empty, empty, SHOW, HIDE, None
+
+
+shareable(MAP_RAW, "figure")  # a pure function of its request and the screen: answers shared by workers
 
 
 @callback(

@@ -60,6 +60,7 @@ from phenomix_dash.perturbation_views import (
 )
 from phenomix_dash.reconstruction import channel_ranges
 from phenomix_dash.set_chooser import membership_badge
+from phenomix_dash.shared_answers import shareable
 
 dash.register_page(__name__, path="/perturbation", name="Perturbation", title="Phenomix · perturbation", order=5)
 register_callbacks()  # the characterise sections' callbacks, once per app (this module runs once per app)
@@ -206,6 +207,9 @@ def show_perturbation(pert: str | None, k: int | None, plate: str | None, sig_on
     options = [{"label": f"{p} ({n} wells)", "value": p} for p, n in counts.items()]
     plate = plate if plate in counts.index else (counts.index[0] if len(counts) else None)
     return summary, fig, neighbour_tabs(lists), options, plate
+
+
+shareable(PERT_SUMMARY, "children")  # a pure function of its request and the screen: answers shared by workers
 
 
 def _entity_on_plate(plate: str | None, pert: str | None) -> tuple[PhenomixData, dict, pd.DataFrame, pd.DataFrame] | None:

@@ -52,6 +52,7 @@ from phenomix_dash.security import safe_choice, safe_id
 from phenomix_dash.selection import benchmark_captions, benchmark_rows
 from phenomix_dash.set_chooser import clean_set
 from phenomix_dash.set_data import member_wells_on
+from phenomix_dash.shared_answers import shareable
 
 dash.register_page(__name__, path="/plates", name="Plates", title="Phenomix · plates", order=2)
 
@@ -259,6 +260,9 @@ def update_metric_views(metric, plate, set_key=None):
     except (DataUnavailable, ValueError) as err:
         err_fig = {"layout": {"title": {"text": str(err)}}}
         return err_fig, err_fig
+
+
+shareable(PL_HEATMAP, "figure")  # a pure function of its request and the screen: answers shared by workers
 
 
 def outlier_list(drift: pd.DataFrame) -> html.Div:

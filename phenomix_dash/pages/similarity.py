@@ -49,6 +49,7 @@ from phenomix_dash.neighbours import pair_overlays
 from phenomix_dash.security import safe_choice
 from phenomix_dash.set_chooser import clean_set
 from phenomix_dash.set_data import member_pert_ids
+from phenomix_dash.shared_answers import shareable
 from phenomix_dash.similarity_views import MAX_SEARCH, available_kinds, build_block, kinds_for, pair_panel
 
 dash.register_page(__name__, path="/similarity", name="Similarity", title="Phenomix · similarity", order=4)
@@ -247,6 +248,9 @@ def update_heatmap(kind, mode, picks, complex_name, compound, dose, size, zmax, 
     doses = f" ({len(ids_c)} dose columns)" if b["dose"] else ""
     note = f"Showing {part_of(sr, tr, rows_t)} × {part_of(sc, tc, cols_t)}{doses}: {b['note']}."
     return fig, {"rows": ids_r, "cols": ids_c, "kind": kind, "selection_trace": len(fig.data) - 1}, note
+
+
+shareable(SIM_FIG, "figure")  # a pure function of its request and the screen: answers shared by workers
 
 
 def clicked_pair(click: dict | None, block: dict | None) -> dict | None:
