@@ -68,3 +68,36 @@ def test_table_fits_each_compound_against_its_plates_controls():
     assert table.loc["A", "ec50"] < table.loc["B", "ec50"]
     with pytest.raises(ValueError, match="one value per well"):
         dose_response_table(wells, np.array(resp[:-1]), ctrl)
+
+
+def _table_with_isin(wells: pd.DataFrame, response: np.ndarray, ctrl: np.ndarray) -> pd.DataFrame:
+    """The first implementation (each compound's plates found by a string isin over every well)."""
+    conc = wells["concentration_um"].to_numpy(dtype=float)
+    plates = wells["plate"].astype(str).to_numpy()
+    out = []
+    for name in sorted(set(wells.loc[wells["perturbation_type"] == "compound", "perturbation"])):
+        idx = np.flatnonzero(((wells["perturbation"] == name) & np.isfinite(conc)).to_numpy())
+        if np.unique(conc[idx]).size < 4:
+            continue
+        rows = np.flatnonzero(ctrl & np.isin(plates, np.unique(plates[idx])))
+        rows = rows if rows.size else np.flatnonzero(ctrl)
+        out.append({"perturbation": name, **fit_dose_response(conc[idx], response[idx], response[rows]).as_dict()})
+    return pd.DataFrame(out)
+
+
+def test_each_compound_is_compared_with_the_controls_of_its_own_plates():
+    rng = np.random.default_rng(3)
+    rows, resp = [], []
+    for plate, shift in (("P1", 0.0), ("P2", 0.8), ("P3", -0.5)):  # controls differ by plate
+        rows += [{"perturbation_type": "negative_control", "perturbation": "DMSO", "concentration_um": np.nan,
+                  "plate": plate}] * 12
+        resp += list(1.0 + shift + rng.normal(0, 0.1, 12))
+    for name, plates, ec50 in (("A", ("P1", "P2"), 0.1), ("B", ("P3",), 3.0), ("D", ("P4",), 1.0)):  # P4: no controls
+        conc, y, _ = _wells(ec50, 1.0, noise=0.1, seed=len(resp))
+        rows += [{"perturbation_type": "compound", "perturbation": name, "concentration_um": c,
+                  "plate": plates[i % len(plates)]} for i, c in enumerate(conc)]
+        resp += list(y)
+    wells = pd.DataFrame(rows)
+    ctrl = (wells["perturbation_type"] == "negative_control").to_numpy()
+    got = dose_response_table(wells, np.array(resp), ctrl)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), _table_with_isin(wells, np.array(resp), ctrl))
