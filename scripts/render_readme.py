@@ -313,8 +313,8 @@ def _ms(v: float | None) -> str:
 def serving(res: Results) -> str:
     """Load tests (50 and 200 users) and browser paint, from load_test_<store>_<users>.json and
     browser_paint_<store>.json."""
-    lines = ["| store | users | answered / s | p50 | p95 | p99 | errors | shed (503) | workers lost | first answer after start |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| store | users | shared answers | answered / s | p50 | p95 | p99 | errors | shed (503) | workers lost | first answer after start |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     files = sorted(res.folder.glob("load_test_*_*.json"), key=lambda f: (f.stem.rsplit("_", 1)[0], int(f.stem.rsplit("_", 1)[1])))
     for f in files:
         lt = res.get(f.name)
@@ -323,13 +323,17 @@ def serving(res: Results) -> str:
         o, ev = lt["overall"], lt.get("worker_events") or {}
         lost = sum(ev.get(k) or 0 for k in ("worker_timeouts", "worker_killed", "worker_exited_abnormally"))
         first = lt.get("first_answer_after_start_s")
-        lines.append(f"| {lt['store_name']} | {lt['users']} | {lt['answered_rps']} | {_ms(o['p50_ms'])} | {_ms(o['p95_ms'])} | "
+        shared = {True: f"on: {lt.get('shared_hits', 0):,} of {lt['answered']:,} read back", False: "off"}.get(
+            lt.get("shared_answers"), "–")
+        lines.append(f"| {lt['store_name']} | {lt['users']} | {shared} | {lt['answered_rps']} | {_ms(o['p50_ms'])} | {_ms(o['p95_ms'])} | "
                      f"{_ms(o['p99_ms'])} | {lt['errors']} | {lt['shed']} of {lt['requests']} | {lost} | "
                      f"{'–' if first is None else f'{first:.0f} s'} |")
     if len(lines) == 2:
         lines = [f"Load tests: {MISSING} (run `benchmarks/load_test.py`)."]
     lines += ["", "Goals: 50 users p95 ≤ 1 s and p99 ≤ 2 s with 0 errors and nothing shed; 200 users no errors and no "
-                  "worker lost (a clear 503 allowed).", ""]
+                  "worker lost (a clear 503 allowed). Shared answers: a callback answer one worker computed during the "
+                  "run, read back by any worker for the same request (the server starts on an empty cache; "
+                  "`–`: a run from before they existed).", ""]
     paint = sorted(res.folder.glob("browser_paint_*.json"))
     for f in paint:
         bp = res.get(f.name)
