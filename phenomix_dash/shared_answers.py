@@ -15,7 +15,9 @@ and the request's screen (never the user, the Referer's page, the time or random
 no job. The key holds the request body byte for byte, the screen the request resolved to and the
 name it asked for, the store's identity (path, run, stage keys, finish time: a rebuilt store is a
 miss) and the dashboard's code version, and the encoding sent; so a different question can never
-get this answer. A request is only looked up after authentication and the screen check have let
+get this answer. They are kept in their own folder inside the shared cache's, with their own size
+bound (least recently stored go first), so a burst of large answers cannot push out the memoized
+tables and figures the workers share. A request is only looked up after authentication and the screen check have let
 it through (a forbidden or unavailable screen is answered by Dash as before, never from here),
 and only 200 answers are kept.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from . import cache, data, screens
@@ -33,6 +36,7 @@ from .compressed_answers import chosen_encoding
 log = logging.getLogger(__name__)
 UPDATE_PATH = "/_dash-update-component"
 MAX_BODY_BYTES = 64 * 1024  # a larger request (a long pasted list) is answered by Dash as usual
+SIZE_LIMIT_BYTES = 512 * 2**20  # the answers' folder; the maps are 1-3 MB compressed at a million wells
 _shareable: set[str] = set()
 
 
@@ -99,7 +103,18 @@ def _request_key(request: Any) -> str | None:
                       chosen_encoding(request.headers.get("Accept-Encoding")))
 
 
-def install(server: Any) -> SharedAnswers:
+def answers_cache(size_limit: int = SIZE_LIMIT_BYTES) -> Any:
+    """The `diskcache.Cache` of shared answers: ``answers/`` inside the dashboard's shared cache folder."""
+    import diskcache
+
+    from .security import private_dir
+
+    directory = Path(cache.disk_cache().directory) / "answers"
+    private_dir(directory)  # answers are screen data: owner only
+    return diskcache.Cache(str(directory), size_limit=size_limit)
+
+
+def install(server: Any, size_limit: int = SIZE_LIMIT_BYTES) -> SharedAnswers:
     """Answer ``server``'s (the Dash app's Flask server) shareable callbacks from the shared cache.
 
     Call after authentication is installed (create_app does that): Flask runs before_request hooks in
@@ -110,6 +125,7 @@ def install(server: Any) -> SharedAnswers:
     from flask import Response, g, request
 
     shared = SharedAnswers()
+    store = answers_cache(size_limit)
 
     def _lookup():
         try:
@@ -120,7 +136,7 @@ def install(server: Any) -> SharedAnswers:
         if key is None:
             return None
         try:
-            found = cache.disk_cache().get(key)
+            found = store.get(key)
         except Exception as err:
             log.warning("shared answer unreadable, answering afresh: %r", err)
             found = None
@@ -143,7 +159,7 @@ def install(server: Any) -> SharedAnswers:
             return response
         headers = {k: v for k, v in response.headers.items() if k in ("Content-Type", "Content-Encoding", "Vary")}
         try:
-            cache.disk_cache().set(key, (response.get_data(), headers))
+            store.set(key, (response.get_data(), headers))
             shared.count("stored")
         except Exception as err:  # disk full: served as computed, kept nowhere
             log.warning("shared answer not kept: %r", err)

@@ -42,6 +42,10 @@ def _post(client, target, values=None, headers=BROWSER):
     return client.post("/_dash-update-component", json=build_payload(target["callback"], vals), headers=headers)
 
 
+def _answer_keys(c) -> set:
+    return {k for k in c.iterkeys() if str(k).startswith("answer:")}
+
+
 def _props(resp) -> dict:
     return json.loads(decoded(resp.get_data(), resp.headers.get("Content-Encoding")))["response"]
 
@@ -51,6 +55,7 @@ def test_a_repeated_view_is_answered_from_the_shared_cache_with_the_same_bytes(s
     _, shared, client, targets = served
     target = targets[label]
     values = {k: v[0] for k, v in target["choices"].items()}  # a view with a perturbation chosen
+    in_memo_folder = _answer_keys(cache.disk_cache())
     first = _post(client, target, values)
     assert first.status_code == 200 and "X-Phenomix-Shared-Answer" not in first.headers
     before = shared.stats()["hits"]
@@ -61,11 +66,16 @@ def test_a_repeated_view_is_answered_from_the_shared_cache_with_the_same_bytes(s
     assert again.headers.get("Content-Encoding") == first.headers.get("Content-Encoding")
     assert _props(again) and _props(again) == _props(first)
     # Kept in the folder every worker opens: another process's Cache sees it.
-    other = diskcache.Cache(str(cache.disk_cache().directory))
+    # Kept in their own folder inside the one every worker opens (another process's Cache sees
+    # them), apart from the memoized results they must not push out.
+    folder = shared_answers.answers_cache().directory
+    assert str(folder).startswith(str(cache.disk_cache().directory))
+    other = diskcache.Cache(folder)
     try:
         assert any(str(k).startswith("answer:") for k in other.iterkeys())
     finally:
         other.close()
+    assert _answer_keys(cache.disk_cache()) == in_memo_folder
 
 
 def test_other_inputs_or_another_encoding_are_other_answers(served):
