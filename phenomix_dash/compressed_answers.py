@@ -24,6 +24,10 @@ import brotli
 
 MIN_BYTES = 256 * 1024  # below this compressing is cheap: flask-compress does it as before
 COMPRESSIBLE = ("application/json",)
+# Brotli quality for these large answers: the 7.9 MB map answer at the million-well store takes
+# 41 ms at quality 4 (flask-compress's default) and 19 ms at 2, for 1.25 vs 1.28 MB (median of 5,
+# one thread, side by side); on a CPU-bound server the 2% more bytes are the better trade.
+LARGE_BR_QUALITY = 2
 
 
 def chosen_encoding(accept_encoding: str | None) -> str | None:
@@ -89,8 +93,7 @@ def install(server: Any, max_bytes: int, min_bytes: int = MIN_BYTES) -> Compress
         return None
     from flask import request
 
-    cache = CompressedAnswers(max_bytes, int(server.config.get("COMPRESS_BR_LEVEL", 4)),
-                              int(server.config.get("COMPRESS_LEVEL", 6)))
+    cache = CompressedAnswers(max_bytes, LARGE_BR_QUALITY, int(server.config.get("COMPRESS_LEVEL", 6)))
 
     def _compress_large(response):
         if (response.status_code != 200 or response.direct_passthrough or response.is_streamed

@@ -53,6 +53,10 @@ def test_heatmap_outlines_exactly_the_member_rows_and_columns():
     assert (row.y0, row.y1, row.x0, row.x1) == (2.5, 3.5, -0.5, 2.5)
     assert outlined_positions(outline_members(similarity_heatmap(v, list("abcd"), list("xyz")),
                                               [False] * 4, [False] * 3)) == ([], [])
+    # No member on either axis: the figure is handed back as it was (its separators untouched).
+    grouped = similarity_heatmap(v, ["a", "b", "c", "d"], ["x", "y", "z"], col_groups=["g1", "g1", "g2"])
+    before = grouped.to_json()
+    assert outline_members(grouped, [False] * 4, [False] * 3) is grouped and grouped.to_json() == before
 
 
 def test_plate_trace_marks_the_member_wells():
