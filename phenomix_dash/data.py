@@ -255,14 +255,13 @@ class PhenomixData:
         """p and BH q of (query, target) pairs, rows of perturbations(), on demand from the stored
         null and family (nothing expensive is recomputed). NaN where the pair shares wells (a
         compound and its own doses), which the family does not test."""
-        from precompute.significance import _overlap_key, pair_pvalue
+        from precompute.significance import pair_pvalue
 
         e = embedder or self.primary_embedder
-        null, family, unit, means = _significance_parts(self, e)
+        null, family, unit, means, key = _significance_parts(self, e)
         t = np.asarray(targets, dtype=np.int64)
         a = np.full(t.size, int(query), dtype=np.int64)
         p = pair_pvalue(unit, means, a, t, null) if t.size else np.empty(0)
-        key = _overlap_key(self.perturbations(e))
         p = np.where((key[a] == key[t]) | (a == t), np.nan, p)
         q = np.full_like(p, np.nan)
         ok = np.isfinite(p)
@@ -361,15 +360,22 @@ def _stage_table(d: PhenomixData, path: tuple[str, ...], name: str) -> pd.DataFr
 
 
 @memoize(8, store=True)
-def _significance_parts(d: PhenomixData, embedder: str) -> tuple[Any, Any, np.ndarray, np.ndarray]:
-    """The stored match null, the pair family and the aggregated embeddings, read into RAM once."""
-    from precompute.significance import MatchNull, PairFamily
+def _significance_parts(d: PhenomixData, embedder: str) -> tuple[Any, Any, np.ndarray, np.ndarray, np.ndarray]:
+    """The stored match null, the pair family (its BH tail minimum computed), the aggregated
+    embeddings and which perturbations share wells, read and derived once per process: every
+    neighbour list's q-values use them, and redoing the last two per answer was most of the
+    dashboard's CPU under the 50-user load test at the million-well store (py-spy)."""
+    from precompute.significance import MatchNull, PairFamily, _overlap_key
 
     st = d.stage("characterise", embedder)
     null = MatchNull.load(lambda n: st.array(f"null_{n}", mmap=False))
     agg = d.stage("aggregate", embedder)
-    return (null, PairFamily(np.asarray(st.array("family_sorted_p", mmap=False))),
-            np.asarray(agg.array("unit_embeddings", mmap=False)), np.asarray(agg.array("embeddings", mmap=False)))
+    family = PairFamily(np.asarray(st.array("family_sorted_p", mmap=False)))
+    family.tail_min  # noqa: B018 (computed here, at warm-up, not by the first visitor)
+    key = _overlap_key(d.perturbations(embedder))
+    key.setflags(write=False)
+    return (null, family, np.asarray(agg.array("unit_embeddings", mmap=False)),
+            np.asarray(agg.array("embeddings", mmap=False)), key)
 
 
 def configure(settings: Any) -> None:

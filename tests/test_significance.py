@@ -25,6 +25,10 @@ def test_family_qvalue_of_a_member_is_its_bh_qvalue():
     p = np.concatenate([rng.uniform(size=2000), rng.uniform(0, 1e-3, 100)])
     fam = sig.PairFamily(np.sort(p))
     np.testing.assert_allclose(fam.qvalue(p), sig.benjamini_hochberg(p), rtol=1e-12)
+    # The BH tail is built once and reused: a second query in another order answers the same.
+    tail = fam.tail_min
+    assert fam.tail_min is tail and not tail.flags.writeable
+    np.testing.assert_allclose(fam.qvalue(p[::-1]), sig.benjamini_hochberg(p)[::-1], rtol=1e-12)
 
 
 def _screen(seed: int = 0, n_plates: int = 4, n_ctrl: int = 40, n_null: int = 80, n_pairs: int = 20, d: int = 24):

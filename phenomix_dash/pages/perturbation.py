@@ -131,6 +131,8 @@ def warm_up() -> None:
         # The wells-of-a-perturbation index (1-2.7 s at a million wells): built once here, before
         # gunicorn forks its workers, instead of by each worker's first visitor.
         wells_of(d.wells, {"perturbation_type": None, "perturbation": None})
+        if d.has_significance():  # the neighbours' q-values: the stored family read, its BH tail built
+            d.pair_significance(0, np.empty(0, dtype=np.int64))
     except DataUnavailable:
         pass  # no store yet: the page says so itself
 
