@@ -88,13 +88,14 @@ def seed_rows(d: PhenomixData, table: pd.DataFrame, mode: str, picks: list[str] 
     return np.empty(0, dtype=np.int64), "the most phenotypically active perturbations (mAP against controls)"
 
 
-def build_block(d: PhenomixData, kind: str, mode: str, picks: list[str] | None, complex_name: str | None,
-                compound: str | None, dose: bool, size: int) -> dict:
-    """Everything the heatmap needs: values (display order), rows/cols (table rows), labels, note."""
+@memoize(12, store=True)
+def heatmap_axes(d: PhenomixData, kind: str, dose: bool) -> tuple[Axis, bool, Axis, bool, int, int]:
+    """(row axis, its doses?, column axis, its doses?, units on each) of a kind's matrix: the same
+    for every view of that kind, so built once per process (over the 19,000 x 14,400 axes of the
+    million-well store these gathers, dose filters and distinct-unit counts were redone per answer)."""
     index = neighbour_index(d)
-    table = index.table  # perturbations() with names: axis labels and hover show them
-    mat, r_index, c_index = d.similarity(kind)
-    labels = index.labels
+    table, labels = index.table, index.labels
+    _, r_index, c_index = d.similarity(kind)
 
     def axis(ix: np.ndarray, is_compound: bool) -> tuple[Axis, bool]:
         if is_compound:
@@ -105,6 +106,17 @@ def build_block(d: PhenomixData, kind: str, mode: str, picks: list[str] | None, 
 
     row_axis, row_dose = axis(r_index, kind == "compound_compound")
     col_axis, col_dose = axis(c_index, kind != "gene_gene")
+    return row_axis, row_dose, col_axis, col_dose, len(set(row_axis.units)), len(set(col_axis.units))
+
+
+def build_block(d: PhenomixData, kind: str, mode: str, picks: list[str] | None, complex_name: str | None,
+                compound: str | None, dose: bool, size: int) -> dict:
+    """Everything the heatmap needs: values (display order), rows/cols (table rows), labels, note."""
+    index = neighbour_index(d)
+    table = index.table  # perturbations() with names: axis labels and hover show them
+    mat, r_index, c_index = d.similarity(kind)
+    labels = index.labels
+    row_axis, row_dose, col_axis, col_dose, row_units_all, col_units_all = heatmap_axes(d, kind, bool(dose))
     seeds, note = seed_rows(d, table, mode, picks, complex_name, compound)
     if mode != "active" and seeds.size == 0:
         return {"empty": note}
@@ -134,7 +146,7 @@ def build_block(d: PhenomixData, kind: str, mode: str, picks: list[str] | None, 
     else:
         col_labels, col_groups = [bold(entity_label(r), i) for r, i in zip(col_recs, cols, strict=True)], None
     # Units (genes; compounds with all their doses) shown of those on each axis of the matrix.
-    counts = (len(set(row_units)), len(set(row_axis.units)), len(set(col_units)), len(set(col_axis.units)))
+    counts = (len(set(row_units)), row_units_all, len(set(col_units)), col_units_all)
     return {"values": block, "rows": rows, "cols": cols, "row_labels": row_labels, "col_labels": col_labels,
             "col_groups": col_groups, "note": note, "dose": col_dose, "counts": counts}
 
