@@ -27,7 +27,11 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks._meta import RESULTS, save_result, start_run  # noqa: E402
 
-STAGE_WORDS = ("ingest", "embed", "align", "aggregate", "relate", "project", "evaluate")
+def _stage_words() -> tuple[str, ...]:
+    """Every registered stage's name (the sampler attributes CPU and memory by them)."""
+    from precompute.pipeline import stage_versions
+
+    return tuple(stage_versions())
 
 
 def ensure_screen(path: Path, wells: int) -> dict:
@@ -101,6 +105,7 @@ def run_pipeline(screen: Path, store: Path, log_path: Path) -> tuple[dict, Sampl
     if (store / "STORE.json").exists():
         cmd += ["--force", "align"]  # ingest and embed stay cached: time only what comes after embedding
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    stage_words = _stage_words()
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
         child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -112,7 +117,7 @@ def run_pipeline(screen: Path, store: Path, log_path: Path) -> tuple[dict, Sampl
             log.flush()
             words = line.split()
             # log lines look like "12:00:01 relate    features   computing ..."
-            if len(words) >= 3 and words[1] in STAGE_WORDS and "computing" in line:
+            if len(words) >= 3 and words[1] in stage_words and "computing" in line:
                 sampler.switch(f"{words[1]} {words[2]}")
         rc = child.wait()
     wall = time.perf_counter() - t0
@@ -162,19 +167,21 @@ def main() -> int:
         "stage_versions": versions, "stage_keys": {f"{r['stage']} {r['name']}": r["key"] for r in run["reports"]},
         "stages": rows,
         "align_to_project_s": round(goal_s, 1),
+        "align_to_project_peak_rss_gb": max((r["peak_rss_gb"] for r in after), default=None),
         "evaluate_s": round(sum(r["seconds"] for r in rows if r["stage"] == "evaluate"), 1),
         "pipeline_wall_s": round(wall, 1),
         "peak_rss_gb": round(sampler.peak / 2**30, 2),
-        "goal": {"seconds": 900, "peak_rss_gb": 12},
+        "goal": {"seconds": 150, "peak_rss_gb": 6},  # issue #17, for align -> project
         "this_process_cpu_s": round(sum(os.times()[:4]) - sum(cpu0[:4]), 1),
     }
-    print(f"{'stage':<10}{'name':<22}{'seconds':>9}{'cpu s':>8}{'peak GiB':>10}{'load':>6}")
+    print(f"{'stage':<14}{'name':<22}{'seconds':>9}{'cpu s':>8}{'peak GiB':>10}{'load':>6}")
     for r in rows:
         sec = "cached" if r["cached"] else f"{r['seconds']:.1f}"
-        print(f"{r['stage']:<10}{r['name']:<22}{sec:>9}{r['cpu_s']:>8.1f}{r['peak_rss_gb']:>10.2f}"
+        print(f"{r['stage']:<14}{r['name']:<22}{sec:>9}{r['cpu_s']:>8.1f}{r['peak_rss_gb']:>10.2f}"
               f"{'-' if r['load_avg_1min_mean'] is None else format(r['load_avg_1min_mean'], '.2f'):>6}")
-    print(f"{result['n_wells']:,} wells: align..project {goal_s:.0f} s (goal 900), evaluate {result['evaluate_s']:.0f} s, "
-          f"peak {result['peak_rss_gb']:.2f} GiB (goal 12), pipeline wall {wall:.0f} s")
+    print(f"{result['n_wells']:,} wells: align..project {goal_s:.0f} s (goal 150), peak there "
+          f"{result['align_to_project_peak_rss_gb']:.2f} GiB (goal 6); evaluate {result['evaluate_s']:.0f} s, "
+          f"pipeline peak {result['peak_rss_gb']:.2f} GiB, pipeline wall {wall:.0f} s")
     out = save_result(RESULTS / f"{tag}.json", result, meta)
     print(f"saved {out}")
     return 0
