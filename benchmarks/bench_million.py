@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks._meta import RESULTS, save_result, start_run  # noqa: E402
 
+
 def _stage_words() -> tuple[str, ...]:
     """Every registered stage's name (the sampler attributes CPU and memory by them)."""
     from precompute.pipeline import stage_versions
