@@ -3,12 +3,22 @@ connections while the admission bound limits what computes) and the pre-fork wai
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 from runpy import run_path
 from types import SimpleNamespace
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze():
+    """pre_fork freezes the heap (for a gunicorn master): give this test process its collector back."""
+    yield
+    gc.unfreeze()
 
 
 def _conf(monkeypatch, **env: str) -> dict:
@@ -59,3 +69,12 @@ def test_pre_fork_gives_up_waiting_after_the_limit_and_without_preload_never_wai
     finally:
         stop.set()
         warm.join(5)
+
+
+def test_the_heap_is_frozen_once_before_the_first_fork(monkeypatch):
+    conf = _conf(monkeypatch)
+    server, logged = _server(preload=True)
+    conf["pre_fork"](server, None)
+    assert gc.get_freeze_count() > 0  # what the warm-up built is out of the workers' collections
+    conf["pre_fork"](server, None)  # the next worker (or a replaced one): not again
+    assert sum("heap frozen" in m for m in logged) == 1
