@@ -132,7 +132,9 @@ def test_statistics_are_seeded_and_state_the_null():
     a = gs.set_statistics(u, np.array([1, 2, 3]), np.arange(50), n_null=99)
     b = gs.set_statistics(u, np.array([1, 2, 3]), np.arange(50), n_null=99)
     assert a.p_value == b.p_value and a.n_null == 99 and a.pool_size == 50
-    assert 1 / 100 <= a.p_value <= 1
+    # (1 + random sets at least as coherent) / (1 + 99): a whole number of hundredths, never 0.
+    hundredths = a.p_value * 100
+    assert abs(hundredths - round(hundredths)) < 1e-9 and 1 <= round(hundredths) <= 100
     with pytest.raises(gs.SetError, match="at least 2 members"):
         gs.set_statistics(u, np.array([1]), np.arange(50))
 
