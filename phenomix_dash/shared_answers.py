@@ -6,8 +6,8 @@ Under the 50-user load test at the million-well store the server, not the networ
 for is the same few views of a read-only store (the default maps, a popular perturbation's
 neighbours, the most-active heatmap block). So the answers of callbacks that are pure functions of
 their request (what the browser sent, the screen and the store) are kept, compressed as they were
-sent, in the dashboard's shared disk cache (`cache.disk_cache`); a repeat, from any worker, is a
-key lookup and a file read instead of the callback, its JSON and its compression.
+sent, on disk where every worker reads them (`answers_cache`); a repeat, from any worker, is a key
+lookup and a file read instead of the callback, its JSON and its compression.
 
 What makes an answer shareable is declared next to its callback with `shareable` (the callback's
 first output): only callbacks that read nothing but their inputs and states, the screen's data
@@ -15,11 +15,11 @@ and the request's screen (never the user, the Referer's page, the time or random
 no job. The key holds the request body byte for byte, the screen the request resolved to and the
 name it asked for, the store's identity (path, run, stage keys, finish time: a rebuilt store is a
 miss) and the dashboard's code version, and the encoding sent; so a different question can never
-get this answer. They are kept in their own folder inside the shared cache's, with their own size
-bound (least recently stored go first), so a burst of large answers cannot push out the memoized
-tables and figures the workers share. A request is only looked up after authentication and the screen check have let
-it through (a forbidden or unavailable screen is answered by Dash as before, never from here),
-and only 200 answers are kept.
+get this answer. They are kept in their own folder inside the shared cache's (`cache.disk_cache`),
+with their own size bound (least recently stored go first), so a burst of large answers cannot
+push out the memoized tables and figures the workers share. A request is only looked up after
+authentication and the screen check have let it through (a forbidden or unavailable screen is
+answered by Dash as before, never from here), and only 200 answers are kept.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def first_output(output: Any) -> str | None:
 
 
 class SharedAnswers:
-    """Counts what happened (per process) and builds keys; the answers live in ``cache.disk_cache``."""
+    """What happened to this process's shareable requests (hits, misses, stored, skipped); the
+    answers themselves live in `answers_cache`."""
 
     def __init__(self) -> None:
         self.hits = self.misses = self.stored = self.skipped = 0
