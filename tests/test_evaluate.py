@@ -207,20 +207,62 @@ def test_queries_without_negatives_are_dropped_and_chunking_is_invisible():
     pd.testing.assert_frame_equal(res, chunked)
 
 
-def test_phenotypic_activity_ap_equals_copairs():
-    """Our per-plate ranking gives copairs' APs (controls of the query's plate as negatives)."""
+def copairs_activity_aps(x: np.ndarray, wells: pd.DataFrame) -> pd.DataFrame:
+    """copairs' APs of treated queries against the controls of their plate (queries with a
+    positive and a negative), the reference phenotypic_activity reproduces."""
     from copairs.map import average_precision
 
-    x, wells = screen_with_effects(seed=3, no_ctrl_plate=True)
     meta = wells.assign(negcon=(wells["perturbation_type"] == "negative_control").astype(int))
     meta["key"] = np.where(meta["negcon"] == 1, [f"ctrl{i}" for i in range(len(meta))], meta["perturbation"])
     ap = average_precision(meta, x, pos_sameby=["key"], pos_diffby=[], neg_sameby=["plate"],
                            neg_diffby=["negcon"], progress_bar=False)
-    ap = ap[(ap["negcon"] == 0) & (ap["n_pos_pairs"] > 0) & (ap["n_total_pairs"] > ap["n_pos_pairs"])]
+    return ap[(ap["negcon"] == 0) & (ap["n_pos_pairs"] > 0) & (ap["n_total_pairs"] > ap["n_pos_pairs"])]
+
+
+def test_phenotypic_activity_ap_equals_copairs():
+    """Our per-plate ranking gives copairs' APs (controls of the query's plate as negatives)."""
+    x, wells = screen_with_effects(seed=3, no_ctrl_plate=True)
+    ap = copairs_activity_aps(x, wells)
     expected = ap.groupby("perturbation")["average_precision"].mean()
     res = phenotypic_activity(x, wells, null_size=0).set_index("perturbation")
     np.testing.assert_allclose(res.loc[expected.index, "mean_average_precision"], expected, atol=1e-5)
     assert (res.loc[expected.index, "n_queries"] == ap.groupby("perturbation").size()).all()
+
+
+def test_ap_with_tied_similarities_equals_copairs():
+    """Sign vectors in 6-D give only a handful of distinct cosines, so most ranks are ties: each
+    query's positives still rank before the negatives they tie with, as copairs ranks them."""
+    x, wells = screen_with_effects(seed=4)
+    x = np.sign(x[:, :6])
+    expected = copairs_activity_aps(x, wells).groupby("perturbation")["average_precision"].mean()
+    res = phenotypic_activity(x, wells, null_size=0).set_index("perturbation")
+    np.testing.assert_allclose(res.loc[expected.index, "mean_average_precision"], expected, atol=1e-12)
+
+
+def test_ap_kernel_equals_copairs_ap_contiguous_on_lists_with_ties():
+    """The per-query merge gives copairs' AP for every query, with and without a negatives mask."""
+    from copairs.compute import ap_contiguous
+
+    from precompute.evaluation.ap_kernel import average_precision_rows, similarity_keys
+
+    rng = np.random.default_rng(8)
+    b, c = 300, 40
+    n_pos = rng.integers(1, 12, b)
+    offsets = np.r_[0, np.cumsum(n_pos)]
+    pos = rng.integers(-4, 5, offsets[-1]).astype(np.float32) / 4  # 9 values: ties everywhere
+    neg = rng.integers(-4, 5, (b, c)).astype(np.float32) / 4
+    mask = rng.random((b, c)) < 0.7
+    for m in (None, mask):
+        got, got_pos, got_neg = average_precision_rows(similarity_keys(pos), offsets[:-1], offsets[1:],
+                                                       similarity_keys(neg), m)
+        for r in range(b):
+            p = 1 - pos[offsets[r]:offsets[r + 1]]
+            q = 1 - (neg[r] if m is None else neg[r][m[r]])
+            key, is_pos = np.r_[p, q], np.r_[np.ones(p.size, bool), np.zeros(q.size, bool)]
+            order = np.lexsort((~is_pos, key))  # by 1 - sim, positives first on ties
+            ref, confs = ap_contiguous(is_pos[order].astype(np.uint32), np.array([key.size], np.uint32))
+            assert got[r] == pytest.approx(ref[0], abs=1e-12)
+            assert (got_pos[r], got_pos[r] + got_neg[r]) == tuple(confs[0])
 
 
 def test_replicate_retrieval_ap_equals_copairs():

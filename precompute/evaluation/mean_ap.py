@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from precompute.aggregate import pert_id_for
+from precompute.evaluation.ap_kernel import average_precision_rows, similarity_keys
 from precompute.relate import l2_normalise
 
 logger = logging.getLogger(__name__)
@@ -161,106 +162,79 @@ def phenotypic_activity(
     # which took minutes at 10^6 wells (checked equal to copairs in tests/test_evaluate.py).
     unit = l2_normalise(emb.astype(np.float32, copy=False))
     treated = np.flatnonzero(~is_neg)
-    qa, pos_val = _positive_pairs(treated, codes[treated], unit)
-    ap = _ap_per_plate(unit, codes, plate, qa, pos_val, np.flatnonzero(is_neg), None, max_pairs_per_call)
+    positives = _positive_pairs(treated, codes[treated], unit)
+    ap = _ap_per_plate(unit, codes, plate, positives, np.flatnonzero(is_neg), None, max_pairs_per_call)
     return _finish(ap, table, null_size, seed, cache_dir)
 
 
-def _positive_pairs(rows: np.ndarray, row_codes: np.ndarray, xn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For all ordered pairs (a, b), a != b, of ``rows`` sharing an entity code: the query row a
-    of each pair and the pair's similarity (dot product of rows of ``xn``), without a Python loop.
+def _positive_pairs(rows: np.ndarray, row_codes: np.ndarray, xn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every row of ``rows`` whose entity code it shares with another row is a query; its
+    positives are those other rows. Returns (queries, offsets, sims): query i's positives'
+    similarities (dot products of rows of ``xn``) are ``sims[offsets[i]:offsets[i + 1]]``.
 
-    Pairs come entity by entity, each entity's block being its Gram matrix without the diagonal
-    (row-major), so the similarities are batched matmuls over entities of equal size instead of
-    a gather of two rows per pair (10x less memory traffic at 10^6 wells). The partner b is never
-    materialised: at 10^6 wells there are ~1.4e8 pairs, and every int64 array of them is 1.1 GB.
+    Queries come entity by entity, each entity's block being its Gram matrix without the
+    diagonal (row-major: one run per query), so the similarities are batched matmuls over
+    entities of equal size instead of a gather of two rows per pair (10x less memory traffic at
+    10^6 wells), and no per-pair index is materialised: at 10^6 wells there are ~1.4e8 pairs,
+    and every int64 array of them is 1.1 GB.
     """
-    order = np.argsort(row_codes, kind="stable")
-    sc = row_codes[order]
-    starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
-    sizes = np.diff(np.r_[starts, sc.size])
-    idx_t = np.int32 if len(xn) < 2**31 else np.int64
-    qa = np.repeat(rows[order].astype(idx_t), np.repeat(sizes, sizes) - 1)
-    sims = np.empty(qa.size, dtype=xn.dtype)
-    offsets = np.cumsum(sizes * (sizes - 1)) - sizes * (sizes - 1)  # where each entity's block starts
+    # entities ordered by size, so all entities of one size are one run of rows and of pairs
+    uniq, inverse, counts = np.unique(row_codes, return_inverse=True, return_counts=True)
+    order = np.lexsort((np.arange(rows.size), inverse, counts[inverse]))
+    sizes = counts[np.lexsort((uniq, counts))]
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    multi = np.repeat(sizes, sizes) >= 2
+    queries = rows[order][multi]
+    offsets = np.r_[0, np.cumsum(np.repeat(sizes, sizes)[multi] - 1)]
+    sims = np.empty(offsets[-1], dtype=xn.dtype)
+    block_at = np.r_[0, np.cumsum(sizes * (sizes - 1))[:-1]]  # where each entity's pairs start
     for k in np.unique(sizes[sizes >= 2]):
-        groups = np.flatnonzero(sizes == k)
+        groups = np.flatnonzero(sizes == k)  # consecutive
         off_diag = ~np.eye(k, dtype=bool)
         step = max(1, 2_000_000 // (k * xn.shape[1]))
         for g0 in range(0, groups.size, step):
             g = groups[g0 : g0 + step]
-            x = xn[rows[order[starts[g][:, None] + np.arange(k)]]]  # (m, k, d)
+            x = xn[rows[order[starts[g[0]] : starts[g[-1]] + k]]].reshape(g.size, k, -1)  # (m, k, d)
             gram = np.matmul(x, x.transpose(0, 2, 1))[:, off_diag]  # (m, k (k - 1))
-            sims[offsets[g][:, None] + np.arange(k * (k - 1))] = gram
-    return qa, sims
-
-
-def _ap_contiguous_queries(q: np.ndarray, sims: np.ndarray, is_pos: np.ndarray):
-    """AP per query from flat (query, similarity, positive?) triples, exactly as copairs ranks.
-
-    copairs sorts each query's list by ``1 - sim`` (float32) with positives before negatives on
-    ties, then averages precision at the positives (``copairs.compute.ap_contiguous``).
-    Returns (query ids ascending, AP, n_pos, n_total).
-    """
-    from copairs.compute import ap_contiguous
-
-    key = (np.float32(1.0) - sims.astype(np.float32)).view(np.uint32)
-    # Order-preserving float32 -> uint32 (flip negatives), then one uint64 key:
-    # query | 1 - sim | negative-after-positive. One argsort beats a 3-key lexsort by far.
-    key = np.where(key & 0x80000000, ~key, key | 0x80000000).astype(np.uint64)
-    uq, q_rank = np.unique(q, return_inverse=True)
-    composite = (q_rank.astype(np.uint64) << np.uint64(33)) | (key << np.uint64(1)) | (~is_pos).astype(np.uint64)
-    order = np.argsort(composite, kind="stable")
-    counts = np.bincount(q_rank, minlength=uq.size)
-    ap, confs = ap_contiguous(is_pos[order].astype(np.uint32), counts.astype(np.uint32))
-    return uq, ap, confs[:, 0], confs[:, 1]
+            sims[block_at[g[0]] : block_at[g[0]] + gram.size] = gram.ravel()
+    return queries, offsets, sims
 
 
 def _ap_per_plate(
     xn: np.ndarray,
     codes: np.ndarray,
     plate: np.ndarray,
-    qa: np.ndarray,
-    pos_val: np.ndarray,
+    positives: tuple[np.ndarray, np.ndarray, np.ndarray],
     candidates: np.ndarray,
     negative_codes: np.ndarray | None,
     max_block: int,
 ) -> pd.DataFrame:
-    """AP of every query row (each ``qa``) against its positives (similarities ``pos_val`` of its pairs, any plate) and
-    the ``candidates`` on its own plate as negatives: all of them (``negative_codes`` None) or those
-    whose entity code differs from the query's. Queries go in blocks of about ``max_block``
-    similarities, so memory stays bounded whatever the screen size; blocks do not change the APs.
+    """AP of every query row against its positives (``_positive_pairs``: any plate) and the
+    ``candidates`` on its own plate as negatives: all of them (``negative_codes`` None) or those
+    whose entity code differs from the query's. Queries go plate by plate, in blocks of about
+    ``max_block`` similarities, so memory stays bounded whatever the screen size; blocks do not
+    change the APs. Consumes the positives' similarities (turned into sort keys in place).
     Returns copairs' columns: cp_entity, average_precision, n_pos_pairs, n_total_pairs."""
-    order = np.lexsort((qa, plate[qa]))
-    qa, pos_val = qa[order], pos_val[order]
-    del order
-    q_plate = plate[qa]
-    starts = np.flatnonzero(np.r_[True, qa[1:] != qa[:-1]]) if qa.size else np.empty(0, np.int64)
-    queries_all = qa[starts]
+    queries, offsets, pos_key = positives
+    np.subtract(np.float32(1.0), pos_key, out=pos_key)  # copairs' rank key, 1 - sim in float32
+    by_plate = np.lexsort((queries, plate[queries]))  # plate by plate, rows ascending within one
+    q_plate = plate[queries[by_plate]]
+    plate_starts = np.flatnonzero(np.r_[True, q_plate[1:] != q_plate[:-1]]) if q_plate.size else np.empty(0, np.int64)
     cand_by_plate = pd.Series(candidates).groupby(plate[candidates]).indices
     recs = []
-    for pl in np.unique(q_plate):
-        queries = queries_all[plate[queries_all] == pl]
+    for lo_p, hi_p in zip(plate_starts, np.r_[plate_starts[1:], q_plate.size], strict=True):
+        pl = q_plate[lo_p]
         cand = candidates[cand_by_plate[pl]] if pl in cand_by_plate else np.empty(0, np.int64)
-        lo_p, hi_p = np.searchsorted(q_plate, [pl, pl + 1])
         block = max(1, max_block // max(cand.size, 1))
-        for b0 in range(0, queries.size, block):
-            qblock = queries[b0 : b0 + block]
-            sims = xn[qblock] @ xn[cand].T
-            if negative_codes is None:
-                neg = np.ones(sims.shape, dtype=bool)
-            else:
-                neg = negative_codes[qblock][:, None] != negative_codes[cand][None, :]
-            r_neg, _ = np.nonzero(neg)
-            lo, hi = lo_p + np.searchsorted(qa[lo_p:hi_p], [qblock[0], qblock[-1] + 1])
-            uq, ap_b, n_pos, n_tot = _ap_contiguous_queries(
-                np.concatenate([qa[lo:hi], qblock[r_neg]]),
-                np.concatenate([pos_val[lo:hi], sims[neg]]),
-                np.concatenate([np.ones(hi - lo, dtype=bool), np.zeros(r_neg.size, dtype=bool)]),
-            )
-            has_neg = n_tot > n_pos  # copairs would give AP = 1 to a query with no negatives
-            recs.append(pd.DataFrame({"cp_entity": codes[uq[has_neg]], "average_precision": ap_b[has_neg],
-                                      "n_pos_pairs": n_pos[has_neg], "n_total_pairs": n_tot[has_neg]}))
+        for b0 in range(lo_p, hi_p, block):
+            qb = by_plate[b0 : min(b0 + block, hi_p)]
+            rows = queries[qb]
+            neg_key = similarity_keys(xn[rows] @ xn[cand].T)
+            neg = None if negative_codes is None else negative_codes[rows][:, None] != negative_codes[cand][None, :]
+            ap_b, n_pos, n_neg = average_precision_rows(pos_key, offsets[qb], offsets[qb + 1], neg_key, neg)
+            has_neg = n_neg > 0  # copairs would give AP = 1 to a query with no negatives
+            recs.append(pd.DataFrame({"cp_entity": codes[rows[has_neg]], "average_precision": ap_b[has_neg],
+                                      "n_pos_pairs": n_pos[has_neg], "n_total_pairs": (n_pos + n_neg)[has_neg]}))
     cols = ["cp_entity", "average_precision", "n_pos_pairs", "n_total_pairs"]
     ap = pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(columns=cols)
     # copairs' mean_average_precision also averages this column; we do not report it, and
@@ -336,8 +310,7 @@ def replicate_retrieval_map(
         if multi.size > max_entities:
             picked = np.random.default_rng(seed).choice(multi, size=max_entities, replace=False)
             queries = rows_kept[np.isin(codes[rows_kept], picked)]
-    qa, pos_val = _positive_pairs(queries, codes[queries], xn)
-    ap = _ap_per_plate(xn, codes, plate, qa, pos_val, rows_kept, codes, 4_000_000)
+    ap = _ap_per_plate(xn, codes, plate, _positive_pairs(queries, codes[queries], xn), rows_kept, codes, 4_000_000)
     res = _finish(ap, table, null_size, seed, cache_dir)
     overall = float(res["mean_average_precision"].mean()) if len(res) else float("nan")
     return overall, res
