@@ -41,6 +41,7 @@ def pca_reduce(x: np.ndarray, n_components: int = 50, *, seed: int = 0, fit_rows
 
 
 INIT_SAMPLE = 5_000  # points fitted plainly to lay out the start of a larger fit
+LAID_OUT_EPOCHS = 200  # epochs of a fit that starts from a placed layout (umap-learn's default above 10,000 points)
 
 
 def umap_2d(
@@ -74,14 +75,17 @@ def _seeded_sample(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
-def _fit(x: np.ndarray, *, n_neighbors: int, min_dist: float, metric: str, seed: int, init_sample: int):
+def _fit(x: np.ndarray, *, n_neighbors: int, min_dist: float, metric: str, seed: int, init_sample: int,
+         laid_out_epochs: int = LAID_OUT_EPOCHS):
     """A fitted umap.UMAP on all of ``x``; above ``2 * init_sample`` points its start is a placed
-    layout (see the module's docstring) instead of the spectral initialisation."""
+    layout (see the module's docstring) instead of the spectral initialisation, refined for
+    ``laid_out_epochs`` epochs."""
     import umap  # heavy import (numba JIT); only precompute ever pays for it
 
     def reducer(init="spectral"):
+        laid_out = not isinstance(init, str)
         return umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, random_state=seed,
-                         n_components=2, init=init)
+                         n_components=2, init=init, n_epochs=laid_out_epochs if laid_out else None)
 
     n = x.shape[0]
     if n <= 2 * init_sample:
