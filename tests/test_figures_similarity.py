@@ -70,6 +70,22 @@ def test_heatmap_dose_axis_groups_and_separators():
     assert j["data"][-1]["name"] == "selected pair" and len(j["data"][-1]["x"]) == 0
 
 
+def test_heatmap_built_unvalidated_is_what_plotly_validates():
+    """The heatmap skips plotly's per-property checks for speed: every property it sets must still
+    be one plotly accepts, unchanged (validating the same JSON raises on any unknown or bad value)."""
+    import json
+
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    v = np.array([[0.2, -0.4, 0.9, 0.1], [0.0, 0.1, -0.9, 0.3]], dtype=np.float32)
+    for kw in ({}, dict(col_groups=["C1", "C1", "C2", "C2"], title="genes x compounds", selected=(1, 3),
+                        overlays=[(0, 2, "compound target"), (1, 0, "relationship")])):
+        fig = similarity_heatmap(v, ["g1", "g2"], ["a", "b", "c", "d"], **kw)
+        validated = go.Figure(fig.to_plotly_json())
+        assert json.loads(pio.to_json(validated)) == json.loads(pio.to_json(fig))
+
+
 def test_heatmap_rejects_bad_input():
     with pytest.raises(ValueError, match="labels"):
         similarity_heatmap(np.zeros((2, 2)), ["a"], ["b", "c"])

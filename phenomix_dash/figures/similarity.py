@@ -225,32 +225,25 @@ def similarity_heatmap(
     col_names = [f"{g} @ {lab}" for g, lab in zip(col_groups, col_labels, strict=True)] if col_groups is not None else list(col_labels)
     # A numpy string array passes plotly's validation ~10x faster than nested lists.
     text = np.array([[f"{row_labels[i]} × {col_names[j]}" for j in range(c)] for i in range(r)], dtype=str).reshape(r, c)
-    fig = go.Figure(go.Heatmap(
-        z=np.round(v, 3), x=np.arange(c), y=np.arange(r), text=text,
-        zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=DIVERGING,
+    traces: list[dict] = [dict(
+        type="heatmap", z=np.round(v, 3), x=np.arange(c), y=np.arange(r), text=text,
+        zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=[list(step) for step in DIVERGING],
         colorbar=dict(title=dict(text="cosine<br>similarity"), tickformat=".2f", len=0.55, y=1.0, yanchor="top"),
         hovertemplate="%{text}<br>cosine %{z:.3f}<extra></extra>", xgap=1, ygap=1, name="cosine", hoverongaps=False,
-    ))
+    )]
     for kind, (symbol, label) in OVERLAY_STYLE.items():
         pts = [(i, j) for i, j, k in overlays if k == kind]
         if not pts:
             continue
         ys, xs = zip(*pts, strict=True)
-        fig.add_trace(go.Scatter(
-            x=np.asarray(xs), y=np.asarray(ys), mode="markers", name=label, hoverinfo="skip",
+        traces.append(dict(
+            type="scatter", x=np.asarray(xs), y=np.asarray(ys), mode="markers", name=label, hoverinfo="skip",
             marker=dict(symbol=symbol, size=max(6, min(14, 500 // max(r, c, 1))), color="#000000", line=dict(width=1.5)),
         ))
     small = max(r, c) > 30
-    fig.update_xaxes(tickmode="array", tickvals=list(range(c)), ticktext=list(col_labels), tickangle=-60,
-                     title=dict(text=col_title), showgrid=False, zeroline=False, range=[-0.5, c - 0.5],
-                     tickfont=dict(size=9 if small else 11))
-    fig.update_yaxes(tickmode="array", tickvals=list(range(r)), ticktext=list(row_labels), autorange=False,
-                     range=[r - 0.5, -0.5], title=dict(text=row_title), showgrid=False, zeroline=False,
-                     tickfont=dict(size=9 if small else 11))
     top, annotations, shapes = 60, [], []
     if col_groups is not None:
         spans = _group_spans(list(col_groups))
-        # Built as plain lists and set once: plotly validates each add_annotation/add_shape call.
         for g, a, b in spans:
             annotations.append(dict(x=(a + b) / 2, y=1.0, xref="x", yref="paper", yanchor="bottom", text=str(g),
                                     showarrow=False, textangle=-45 if len(spans) > 6 else 0, font=dict(size=10)))
@@ -261,20 +254,31 @@ def similarity_heatmap(
     # The selected cell is always the LAST trace (possibly empty), so a click callback can move
     # it with a Patch instead of redrawing the heatmap.
     sel = selected if selected is not None and 0 <= selected[0] < r and 0 <= selected[1] < c else None
-    fig.add_trace(go.Scatter(
-        x=[sel[1]] if sel else [], y=[sel[0]] if sel else [], mode="markers", name="selected pair",
+    traces.append(dict(
+        type="scatter", x=[sel[1]] if sel else [], y=[sel[0]] if sel else [], mode="markers", name="selected pair",
         showlegend=False, hoverinfo="skip",
         marker=dict(symbol="square-open", size=max(8, min(30, 640 // max(r, c, 1))), color="#000000", line=dict(width=3)),
     ))
-    fig.update_layout(
-        title=dict(text=title) if title else None,
+    layout = dict(
+        xaxis=dict(tickmode="array", tickvals=list(range(c)), ticktext=list(col_labels), tickangle=-60,
+                   title=dict(text=col_title), showgrid=False, zeroline=False, range=[-0.5, c - 0.5],
+                   tickfont=dict(size=9 if small else 11)),
+        yaxis=dict(tickmode="array", tickvals=list(range(r)), ticktext=list(row_labels), autorange=False,
+                   range=[r - 0.5, -0.5], title=dict(text=row_title), showgrid=False, zeroline=False,
+                   tickfont=dict(size=9 if small else 11)),
         margin=dict(l=10, r=10, t=top, b=10), plot_bgcolor="#FFFFFF",
         legend=dict(orientation="v", yanchor="bottom", y=0.0, x=1.02, xanchor="left", title=dict(text="known:")),
-        clickmode="event", dragmode="zoom", annotations=annotations, shapes=shapes,
+        clickmode="event", dragmode="zoom",
         # ~14 px per row keeps 60 gene names legible; the x labels and titles need ~220 px more.
         height=int(max(480, 14 * r + top + 220)),
     )
-    return fig
+    for key, value in (("title", dict(text=title) if title else None), ("annotations", annotations), ("shapes", shapes)):
+        if value:  # absent rather than empty, as plotly's validation leaves them
+            layout[key] = value
+    # Not validated property by property: plotly's checks of every cell's text, tick and shape were
+    # most of a heatmap answer's time (profiled at the million-well store); the test suite builds the
+    # same figure validated and compares (tests/test_figures_similarity.py).
+    return go.Figure(dict(data=traces, layout=layout), _validate=False)
 
 
 def empty_figure(text: str) -> go.Figure:
