@@ -231,8 +231,11 @@ def colour_options(d: Any, level: str) -> list[dict[str, str]]:
     return opts
 
 
-@memoize(32, store=True)
+@memoize(64, store=True, disk=True)
 def colour_spec(d: Any, level: str, color: str):
+    """The map's colouring by ``color``. Kept for every colour of both levels (42 at the million
+    store; 32 made a random walk through the menu recompute one in four, 0.1-0.3 s each) and on
+    the shared disk, so one worker computes a colouring and the others read it (a few MB)."""
     from phenomix_dash.figures.map import colour_values
 
     return colour_values(colour_table(d, level), color, plate_format=d.plate_format)
