@@ -275,9 +275,11 @@ def percentile(xs: list[float], q: float) -> float | None:
 
 
 def run_load(host: str, port: int, targets: list[dict], users: int, duration: float, max_requests: int,
-             think: tuple[float, float], seed: int = 0, headers: dict[str, str] | None = None) -> dict:
+             think: tuple[float, float], seed: int = 0, headers: dict[str, str] | None = None,
+             first_window: float = 15.0) -> dict:
     lock = threading.Lock()
     results: dict[str, list[float]] = {t["label"]: [] for t in targets}
+    sent_at: list[tuple[float, float]] = []  # (seconds after the load began, latency) of every answer
     errors: list[str] = []
     shed: dict[str, list[float]] = {t["label"]: [] for t in targets}
     shared_hits: dict[str, int] = {t["label"]: 0 for t in targets}
@@ -312,6 +314,7 @@ def run_load(host: str, port: int, targets: list[dict], users: int, duration: fl
                 with lock:
                     if ok:
                         results[t["label"]].append(dt)
+                        sent_at.append((t0 - t_begin, dt))
                         shared_hits[t["label"]] += client.last_shared
                     elif status == 503 and client.last_retry_after is not None:
                         shed[t["label"]].append(dt)
@@ -323,6 +326,7 @@ def run_load(host: str, port: int, targets: list[dict], users: int, duration: fl
             client.close()
 
     threads = [threading.Thread(target=user, args=(k,), daemon=True) for k in range(users)]
+    t_begin = time.perf_counter()
     t_start = time.monotonic()
     for th in threads:
         th.start()
@@ -344,6 +348,10 @@ def run_load(host: str, port: int, targets: list[dict], users: int, duration: fl
             "shed_wait_ms_max": round(max(shed_s) * 1000, 1) if shed_s else None,
             "throughput_rps": round(n_all / wall, 1), "answered_rps": round(len(everything) / wall, 1),
             "overall": stats(everything), "per_callback": {k: stats(v) for k, v in results.items()},
+            # the first seconds, when no worker has answered anything yet, apart from the rest
+            "first_window_s": first_window,
+            "first_window": stats([dt for at, dt in sent_at if at < first_window]),
+            "after_first_window": stats([dt for at, dt in sent_at if at >= first_window]),
             # answers read back from the server's shared answers (computed by a worker before, in this run)
             "shared_hits": sum(shared_hits.values()), "shared_hits_per_callback": shared_hits}
 
@@ -370,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"Accept-Encoding sent, as a browser does (default {BROWSER_ENCODINGS!r}; '' for none)")
     p.add_argument("--no-shared-answers", action="store_true",
                    help="serve with PHENOMIX_SHARED_ANSWERS=0 (every answer computed by its worker)")
+    p.add_argument("--first-window", type=float, default=15.0,
+                   help="seconds at the start reported apart (a fresh server's misses) as well as overall")
     p.add_argument("--out", type=Path, default=None,
                    help="result file (default benchmarks/results/load_test_<store>_<users>.json)")
     p.add_argument("--server-log", type=Path, default=None,
@@ -412,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         for t in targets:
             print(f"target {t['label']}: {t['callback']['output'][:80]}  "
                   f"(varying {', '.join(f'{k[0]}={len(v)}' for k, v in t['choices'].items()) or 'nothing'})", flush=True)
-        result = run_load(host, port, targets, a.users, a.duration, a.max_requests, tuple(a.think), headers=headers)
+        result = run_load(host, port, targets, a.users, a.duration, a.max_requests, tuple(a.think), headers=headers,
+                          first_window=a.first_window)
     finally:
         if server is not None:
             server.terminate()
@@ -442,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
           f"p95 {o['p95_ms']:.0f} ms, p99 {o['p99_ms']:.0f} ms" if o["requests"]
           else f"{result['errors']} errors, {result['shed']} shed, no request answered")
     print(f"answered from the shared answers: {result['shared_hits']} of {result['answered']}")
+    for label, key in ((f"first {a.first_window:g} s", "first_window"), (f"after {a.first_window:g} s", "after_first_window")):
+        w = result[key]
+        if w["requests"]:
+            print(f"  {label:<16}{w['requests']:>6}  p50 {w['p50_ms']:.0f}  p95 {w['p95_ms']:.0f}  p99 {w['p99_ms']:.0f} ms")
     for k, v in result["per_callback"].items():
         if v["requests"]:
             print(f"  {k:<16}{v['requests']:>6}  p50 {v['p50_ms']:.0f}  p95 {v['p95_ms']:.0f}  p99 {v['p99_ms']:.0f} ms")
