@@ -235,9 +235,10 @@ def colour_options(d: Any, level: str) -> list[dict[str, str]]:
 
 @memoize(64, store=True, disk=True)
 def colour_spec(d: Any, level: str, color: str):
-    """The map's colouring by ``color``. Kept for every colour of both levels (42 at the million
-    store; 32 made a random walk through the menu recompute one in four, 0.1-0.3 s each) and on
-    the shared disk, so one worker computes a colouring and the others read it (a few MB)."""
+    """The map's colouring by ``color``. Room for every colouring of both levels (35 at the million
+    store: 21 for wells, 14 for perturbations; with room for 32, a random walk through the menu
+    kept recomputing some, 0.1-0.3 s each, in every worker), and kept on the shared disk, so one
+    process computes a colouring and the others read it (a few MB)."""
     from phenomix_dash.figures.map import colour_values
 
     return colour_values(colour_table(d, level), color, plate_format=d.plate_format)
