@@ -19,6 +19,23 @@ def wait_until(cond: Callable[[], object], what: str, timeout: float = 20) -> No
     raise AssertionError(f"timed out waiting for: {what}")
 
 
+def pick_search_option(dash_duo, text: str, timeout: float = 20) -> None:
+    """Click the open dropdown's first option once it reads ``text``. The option list re-renders
+    while a search narrows it, so an option read or clicked mid-render is stale: both are retried
+    until the list holds still."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def click_first(drv) -> bool:
+        found = drv.find_elements("css selector", ".dash-dropdown-content .dash-dropdown-option")
+        if not found or found[0].text != text:
+            return False
+        found[0].click()
+        return True
+
+    WebDriverWait(dash_duo.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(click_first)
+
+
 def points_drawn(dash_duo, graph: str) -> int | None:
     """Points plotly.js drew in the scattergl traces of ``graph`` (decoded data), None before it draws."""
     return dash_duo.driver.execute_script(

@@ -5,8 +5,7 @@ name, and the Similarity page (this screen has no genes) opens on a panel that h
 from __future__ import annotations
 
 import pytest
-from browser_helpers import wait_until
-from selenium.common.exceptions import StaleElementReferenceException
+from browser_helpers import pick_search_option, wait_until
 from selenium.webdriver.support.ui import WebDriverWait
 
 pytestmark = pytest.mark.browser
@@ -46,19 +45,7 @@ def test_perturbation_search_finds_a_compound_by_its_common_name(dash_duo, app):
     dash_duo.find_element("#perturbation-search").click()
     box = dash_duo.wait_for_element(".dash-dropdown-content input.dash-dropdown-search", timeout=10)
     box.send_keys("imatinib")
-    # The option list re-renders while the search narrows it: an option read or clicked mid-render is
-    # stale, so both steps retry until the list holds still.
-    options = ".dash-dropdown-content .dash-dropdown-option"
-
-    def click_first_if_imatinib(drv) -> bool:
-        found = drv.find_elements("css selector", options)
-        if not found or found[0].text != "imatinib · BRD-K92723993 (all doses)":
-            return False
-        found[0].click()
-        return True
-
-    WebDriverWait(dash_duo.driver, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
-        click_first_if_imatinib)
+    pick_search_option(dash_duo, "imatinib · BRD-K92723993 (all doses)")
     wait_until(lambda: "Phenotypic activity" in dash_duo.find_element("#perturbation-summary").text,
                "the compound's summary", timeout=30)
     summary = dash_duo.find_element("#perturbation-summary").text

@@ -6,6 +6,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
+from browser_helpers import pick_search_option
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -29,7 +31,7 @@ def genes(tiny_store) -> list[str]:
 
 
 def _wait_text(dash_duo, selector: str, text: str, timeout: int = 30) -> None:
-    WebDriverWait(dash_duo.driver, timeout).until(
+    WebDriverWait(dash_duo.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda drv: text in drv.find_element("css selector", selector).text)
 
 
@@ -59,10 +61,10 @@ def test_perturbation_type_ahead_search(dash_duo, app, genes):
     box = dash_duo.wait_for_element(".dash-dropdown-content input.dash-dropdown-search", timeout=10)
     name = genes[3].split(":", 1)[1]
     box.send_keys(name)
-    WebDriverWait(dash_duo.driver, 15).until(
+    WebDriverWait(dash_duo.driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda drv: [o.text for o in drv.find_elements("css selector", ".dash-dropdown-content .dash-dropdown-option")]
-        == [f"{name} (CRISPR)"])
-    dash_duo.find_element(".dash-dropdown-content .dash-dropdown-option").click()
+        == [f"{name} (CRISPR)"])  # exactly one match
+    pick_search_option(dash_duo, f"{name} (CRISPR)")
     _wait_text(dash_duo, "#perturbation-summary", "Phenotypic activity")
     summary = dash_duo.find_element("#perturbation-summary").text
     assert name in summary and "Replicate consistency" in summary
