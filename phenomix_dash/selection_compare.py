@@ -65,8 +65,8 @@ def effect_sizes(x: np.ndarray, a_rows: np.ndarray, b_rows: np.ndarray, names: l
     p[good] = 2 * stdtr(df, -np.abs(t[good]))
     out = pd.DataFrame({"name": list(names), "mean_a": ma, "mean_b": mb, "difference": ma - mb, "cohen_d": d,
                         "welch_t": t, "p": p, "q": _bh(p)})
-    # Ordering only: an effect size that cannot be computed sorts last; the table keeps it NaN (no value).
-    return out.iloc[np.argsort(-np.nan_to_num(np.abs(d), nan=-1.0), kind="stable")].reset_index(drop=True)
+    # Largest |d| first; numpy sorts NaN (an effect size that cannot be computed) last, and the table keeps it NaN.
+    return out.iloc[np.argsort(-np.abs(d), kind="stable")].reset_index(drop=True)
 
 
 def _mean_var(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -53,8 +53,8 @@ def driver_table(features: pd.DataFrame, effect: np.ndarray, q: np.ndarray) -> p
     out = features.loc[:, list(FEATURE_COLUMNS)].copy()
     out["effect_size"] = np.asarray(effect, dtype=np.float64)
     out["q_value"] = np.asarray(q, dtype=np.float64)
-    # Ordering only: an unmeasured effect sorts last; the table still shows it as missing (NaN).
-    order = np.argsort(-np.nan_to_num(np.abs(out["effect_size"].to_numpy()), nan=-1.0), kind="stable")
+    # Largest |effect| first; numpy sorts NaN (an unmeasured effect) last, and the table shows it missing.
+    order = np.argsort(-np.abs(out["effect_size"].to_numpy()), kind="stable")
     return out.iloc[order].reset_index(drop=True)
 
 
